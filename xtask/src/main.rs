@@ -1,0 +1,2 @@
+//! Developer tasks (`cargo xtask ...`): placeholder replaced by the environment work.
+fn main() {}
