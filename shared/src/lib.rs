@@ -1,1 +1,10 @@
-//! sigtrail library.
+//! sigtrail: the library behind the six tools (`digest-of`, `payload-for`, `kms-sign`,
+//! `attach-sig`, `check-sig`, `trail-for`). See ARCHITECTURE.md for the map.
+
+pub mod error;
+pub mod filter;
+pub mod harness;
+pub mod record;
+
+pub use error::{Error, Result};
+pub use record::Record;
