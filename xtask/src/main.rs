@@ -1,2 +1,190 @@
-//! Developer tasks (`cargo xtask ...`): placeholder replaced by the environment work.
-fn main() {}
+//! Developer tasks for sigtrail, run as `cargo xtask <task>`.
+//!
+//! - `install`: what the tests need on the machine (apt packages, Debian trixie's skopeo 1.18,
+//!   a pinned Python venv with moto, the sigstore-rs harness), kept in a cache outside the repo.
+//! - `env up|down|status`: the two local registries and the AWS emulator on free loopback ports.
+//! - `test`: the one test command: install, env up, `cargo test --workspace`, env down.
+//! - `demo`: install, env up, `scripts/demo.sh`, env down.
+
+mod env;
+mod install;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "sigtrail developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what the tests need; idempotent and fast when everything is present.
+    ///
+    /// Machine-level things go to $SIGTRAIL_CACHE (default ~/.cache/sigtrail).
+    Install,
+    /// Start, stop or show the local registries and AWS emulator (state in .sigtrail/env/).
+    Env {
+        #[command(subcommand)]
+        action: EnvAction,
+    },
+    /// install, env up, `cargo test --workspace [ARGS]`, env down; exits with the test status.
+    Test {
+        /// Passed to `cargo test --workspace`, e.g. `env_smoke -- --nocapture`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// install, env up, push sample images and run the tools on them (scripts/demo.sh), env down.
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum EnvAction {
+    /// Start the servers and write .sigtrail/env/env.sh and env.json.
+    Up,
+    /// Stop the servers started by `env up`.
+    Down,
+    /// Show whether the servers are running and answering.
+    Status,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.task) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(task: Task) -> Result<ExitCode> {
+    let root = repo_root();
+    match task {
+        Task::Install => {
+            install::install(&root)?;
+        }
+        Task::Env { action } => {
+            let dir = root.join(".sigtrail/env");
+            match action {
+                EnvAction::Up => {
+                    let tools = install::Tools::find()?;
+                    let env = env::up(&root, &dir, &tools, true)?;
+                    step(&format!(
+                        "environment is up; load it with: . {}",
+                        env.dir.join("env.sh").display()
+                    ));
+                }
+                EnvAction::Down => env::down(&dir)?,
+                EnvAction::Status => {
+                    if !env::status(&dir)? {
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+            }
+        }
+        Task::Test { args } => {
+            let mut cargo_args = vec!["test".to_string(), "--workspace".to_string()];
+            cargo_args.extend(args);
+            return with_env(&root, "test-env", |vars| {
+                // The end-to-end tests run the tools as processes, so build every binary first.
+                let mut build = cargo(&root, &["build", "--workspace", "--bins"]);
+                if !status_of(&mut build, vars)? {
+                    return Ok(false);
+                }
+                status_of(&mut cargo(&root, &cargo_args), vars)
+            });
+        }
+        Task::Demo => {
+            return with_env(&root, "demo-env", |vars| {
+                let mut demo = Command::new("bash");
+                demo.arg(root.join("scripts/demo.sh")).current_dir(&root);
+                status_of(&mut demo, vars)
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `f` with a fresh environment in `.sigtrail/<name>/` (so it never disturbs one a
+/// developer started with `env up`), and always takes the environment down afterwards.
+fn with_env(
+    root: &Path,
+    name: &str,
+    f: impl FnOnce(&[(String, String)]) -> Result<bool>,
+) -> Result<ExitCode> {
+    let tools = install::install(root)?;
+    let dir = root.join(".sigtrail").join(name);
+    let env = env::up(root, &dir, &tools, false)?;
+    let mut vars = env.contract();
+    vars.push(("CI".into(), "true".into()));
+    let outcome = f(&vars);
+    let down = env::down(&dir);
+    let ok = outcome?;
+    down?;
+    if ok {
+        step("passed");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        step("FAILED");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn cargo<S: AsRef<std::ffi::OsStr>>(root: &Path, args: &[S]) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.args(args).current_dir(root);
+    cmd
+}
+
+/// Runs a command with extra environment variables and no stdin; true when it exits 0.
+fn status_of(cmd: &mut Command, vars: &[(String, String)]) -> Result<bool> {
+    cmd.envs(vars.iter().map(|(k, v)| (k, v))).stdin(Stdio::null());
+    step(&format!("running {}", show(cmd)));
+    let status = cmd.status().with_context(|| format!("cannot run {}", show(cmd)))?;
+    Ok(status.success())
+}
+
+/// Runs a command, echoing it; fails when it exits nonzero.
+fn run_cmd(cmd: &mut Command) -> Result<()> {
+    step(&format!("running {}", show(cmd)));
+    let status = cmd.status().with_context(|| format!("cannot run {}", show(cmd)))?;
+    if !status.success() {
+        bail!("{} failed with {status}", show(cmd));
+    }
+    Ok(())
+}
+
+/// Runs a command quietly and returns its stdout, or None when it cannot run or fails.
+fn output_of(cmd: &mut Command) -> Option<String> {
+    let out = cmd.stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Progress for people: one line on stderr per step.
+fn step(msg: &str) {
+    eprintln!("xtask: {msg}");
+}
+
+fn repo_root() -> PathBuf {
+    // `cargo run` sets CARGO_MANIFEST_DIR at run time too; prefer it so one compiled xtask
+    // serves whichever worktree invoked it.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest.parent().expect("xtask lives one level below the repository root").to_path_buf()
+}
