@@ -9,7 +9,7 @@
 //! The variables of [`Env::contract`] are the interface to the tests; see `tests/src/lib.rs`.
 
 use crate::install::Tools;
-use crate::{run_cmd, step};
+use crate::step;
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::io::{Read, Write};
@@ -54,16 +54,27 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
             step(&format!("env: already up in {}", dir.display()));
             let json = fs::read_to_string(dir.join("env.json"))?;
             let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json)?;
-            let vars =
-                map.into_iter().map(|(k, v)| (k, v.as_str().unwrap_or("").to_string())).collect();
-            return Ok(Env { dir: dir.to_path_buf(), vars });
+            let vars = map
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap_or("").to_string()))
+                .collect();
+            return Ok(Env {
+                dir: dir.to_path_buf(),
+                vars,
+            });
         }
         down(dir)?;
     }
     if dir.exists() {
         fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
     }
-    for d in ["registry", "registry-auth", "docker", "registries.d", "logs"] {
+    for d in [
+        "registry",
+        "registry-auth",
+        "docker",
+        "registries.d",
+        "logs",
+    ] {
         fs::create_dir_all(dir.join(d))?;
     }
     let dir = fs::canonicalize(dir)?;
@@ -71,19 +82,29 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
     let pass = random_hex(12)?;
     let d = |p: &str| dir.join(p).display().to_string();
 
-    fs::write(dir.join("registry.yml"), registry_config(p0, &d("registry"), None))?;
-    run_cmd(
-        Command::new("htpasswd")
-            .args(["-Bbc", "-C", "4"])
-            .arg(dir.join("htpasswd"))
-            .args([AUTH_USER, &pass])
-            .stderr(Stdio::null()),
+    fs::write(
+        dir.join("registry.yml"),
+        registry_config(p0, &d("registry"), None)?,
     )?;
-    let auth = registry_config(p1, &d("registry-auth"), Some(&d("htpasswd")));
+    // Not through run_cmd: that echoes the command line, and this one holds the password.
+    let htpasswd = Command::new("htpasswd")
+        .args(["-Bbc", "-C", "4"])
+        .arg(dir.join("htpasswd"))
+        .args([AUTH_USER, &pass])
+        .stderr(Stdio::null())
+        .status()
+        .context("cannot run htpasswd")?;
+    if !htpasswd.success() {
+        bail!("htpasswd failed with {htpasswd}");
+    }
+    let auth = registry_config(p1, &d("registry-auth"), Some(&d("htpasswd")))?;
     fs::write(dir.join("registry-auth.yml"), auth)?;
     let auth_b64 = base64(format!("{AUTH_USER}:{pass}").as_bytes());
     let docker = serde_json::json!({"auths": {format!("127.0.0.1:{p1}"): {"auth": auth_b64}}});
-    fs::write(dir.join("docker/config.json"), serde_json::to_string_pretty(&docker)? + "\n")?;
+    fs::write(
+        dir.join("docker/config.json"),
+        serde_json::to_string_pretty(&docker)? + "\n",
+    )?;
     // For skopeo: sigstore attachments on both registries, and a policy that accepts anything
     // (for pushing; verification tests write their own sigstoreSigned policy).
     fs::write(
@@ -141,11 +162,17 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
     let mut children = Vec::new();
     for mut s in services {
         let log = fs::File::create(dir.join("logs").join(format!("{}.log", s.name)))?;
-        s.cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        s.cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
         if detach {
             s.cmd.process_group(0);
         }
-        let child = s.cmd.spawn().with_context(|| format!("cannot start {}", s.name))?;
+        let child = s
+            .cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", s.name))?;
         pids.push_str(&format!("{} {} {}\n", s.name, child.id(), s.marker));
         // Written after every start, so a failure half-way still lets `down` clean up.
         fs::write(dir.join("pids"), &pids)?;
@@ -155,7 +182,12 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
     for (s, child) in &mut children {
         loop {
             if http_status(s.port, s.probe) == Some(s.ready_status) {
-                step(&format!("env: {} on 127.0.0.1:{} (pid {})", s.name, s.port, child.id()));
+                step(&format!(
+                    "env: {} on 127.0.0.1:{} (pid {})",
+                    s.name,
+                    s.port,
+                    child.id()
+                ));
                 break;
             }
             let exited = child.try_wait()?;
@@ -186,15 +218,23 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
         ("AWS_ACCESS_KEY_ID", "testing".into()),
         ("AWS_SECRET_ACCESS_KEY", "testing".into()),
         ("AWS_REGION", "us-east-1".into()),
+        // boto3 (the Python scripts) reads this one instead of AWS_REGION
+        ("AWS_DEFAULT_REGION", "us-east-1".into()),
         ("SIGTRAIL_SKOPEO", tools.skopeo.display().to_string()),
         ("SIGTRAIL_SKOPEO_REGISTRIES_D", d("registries.d")),
         ("SIGTRAIL_SKOPEO_POLICY_ACCEPT", d("policy-accept.json")),
-        ("SIGTRAIL_SRS_VERIFY", tools.srs_verify.display().to_string()),
+        (
+            "SIGTRAIL_SRS_VERIFY",
+            tools.srs_verify.display().to_string(),
+        ),
         ("SIGTRAIL_SRS_SIGN", tools.srs_sign.display().to_string()),
         ("SIGTRAIL_PYTHON", tools.python.display().to_string()),
         ("SIGTRAIL_SCRIPTS", scripts.display().to_string()),
         ("SIGTRAIL_ENV_DIR", dir.display().to_string()),
-        ("SIGTRAIL_MOTO_LOOKUP_EVENTS_FILE", lookup_events.display().to_string()),
+        (
+            "SIGTRAIL_MOTO_LOOKUP_EVENTS_FILE",
+            lookup_events.display().to_string(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -205,9 +245,14 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
         sh.push_str(&format!("export {k}='{}'\n", v.replace('\'', r"'\''")));
     }
     fs::write(dir.join("env.sh"), sh)?;
-    let json: serde_json::Map<String, serde_json::Value> =
-        vars.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
-    fs::write(dir.join("env.json"), serde_json::to_string_pretty(&json)? + "\n")?;
+    let json: serde_json::Map<String, serde_json::Value> = vars
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().into()))
+        .collect();
+    fs::write(
+        dir.join("env.json"),
+        serde_json::to_string_pretty(&json)? + "\n",
+    )?;
     Ok(Env { dir, vars })
 }
 
@@ -251,9 +296,8 @@ pub fn status(dir: &Path) -> Result<bool> {
     };
     let json = fs::read_to_string(dir.join("env.json")).unwrap_or_default();
     let vars: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
-    let port_of = |var: &str| -> Option<u16> {
-        vars.get(var)?.as_str()?.rsplit(':').next()?.parse().ok()
-    };
+    let port_of =
+        |var: &str| -> Option<u16> { vars.get(var)?.as_str()?.rsplit(':').next()?.parse().ok() };
     let mut all = true;
     for line in pids.lines() {
         let mut parts = line.splitn(3, ' ');
@@ -286,23 +330,32 @@ pub fn status(dir: &Path) -> Result<bool> {
 /// True when `pid` is a live (not zombie) process whose command line contains `marker`.
 fn is_ours(pid: &str, marker: &str) -> bool {
     let proc = Path::new("/proc").join(pid);
-    let Ok(cmdline) = fs::read(proc.join("cmdline")) else { return false };
+    let Ok(cmdline) = fs::read(proc.join("cmdline")) else {
+        return false;
+    };
     let stat = fs::read_to_string(proc.join("stat")).unwrap_or_default();
-    let zombie = stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z'));
-    !zombie && String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(marker)
+    let zombie = stat
+        .rsplit(')')
+        .next()
+        .is_some_and(|s| s.trim_start().starts_with('Z'));
+    !zombie
+        && String::from_utf8_lossy(&cmdline)
+            .replace('\0', " ")
+            .contains(marker)
 }
 
 /// Free loopback ports from the OS, all three held at once so they differ.
 fn free_ports() -> Result<[u16; 3]> {
-    let l: Vec<TcpListener> =
-        (0..3).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
+    let l: Vec<TcpListener> = (0..3)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()?;
     Ok([0, 1, 2].map(|i| l[i].local_addr().map(|a| a.port()).unwrap_or(0)))
 }
 
 /// The status code of `GET path` on 127.0.0.1:port, or None when nothing answers.
 fn http_status(port: u16, path: &str) -> Option<u16> {
-    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1))
-        .ok()?;
+    let mut s =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").ok()?;
     let mut head = [0u8; 12];
@@ -310,19 +363,20 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
-fn registry_config(port: u16, storage: &str, htpasswd: Option<&str>) -> String {
+fn registry_config(port: u16, storage: &str, htpasswd: Option<&str>) -> Result<String> {
+    let secret = random_hex(16)?;
     let auth = htpasswd.map_or(String::new(), |path| {
         format!("auth:\n  htpasswd:\n    realm: sigtrail\n    path: {path}\n")
     });
-    format!(
+    Ok(format!(
         "# written by `cargo xtask env up`\n\
          version: 0.1\n\
          log:\n  level: warn\n  accesslog:\n    disabled: true\n\
          storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n  \
          cache:\n    blobdescriptor: inmemory\n\
-         http:\n  addr: 127.0.0.1:{port}\n\
+         http:\n  addr: 127.0.0.1:{port}\n  secret: {secret}\n\
          {auth}"
-    )
+    ))
 }
 
 fn random_hex(bytes: usize) -> Result<String> {
@@ -335,7 +389,11 @@ fn base64(data: &[u8]) -> String {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -352,7 +410,13 @@ fn base64(data: &[u8]) -> String {
 mod tests {
     #[test]
     fn base64_matches_rfc4648() {
-        for (input, want) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg==")] {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+        ] {
             assert_eq!(super::base64(input.as_bytes()), want);
         }
     }

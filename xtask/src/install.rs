@@ -58,9 +58,17 @@ impl Tools {
     /// The tools of an earlier `install`, or an error saying to run it.
     pub fn find() -> Result<Tools> {
         let tools = Tools::in_cache(&cache_dir()?);
-        for p in [&tools.skopeo, &tools.python, &tools.srs_verify, &tools.srs_sign] {
+        for p in [
+            &tools.skopeo,
+            &tools.python,
+            &tools.srs_verify,
+            &tools.srs_sign,
+        ] {
             if !p.exists() {
-                bail!("{} is missing: run `cargo xtask install` first", p.display());
+                bail!(
+                    "{} is missing: run `cargo xtask install` first",
+                    p.display()
+                );
             }
         }
         Ok(tools)
@@ -84,7 +92,10 @@ pub fn install(root: &Path) -> Result<Tools> {
     skopeo(&cache)?;
     venv(root, &cache)?;
     harness(root, &cache)?;
-    step(&format!("install: done in {:.1}s", start.elapsed().as_secs_f64()));
+    step(&format!(
+        "install: done in {:.1}s",
+        start.elapsed().as_secs_f64()
+    ));
     Ok(Tools::in_cache(&cache))
 }
 
@@ -101,7 +112,10 @@ fn apt_packages() -> Result<()> {
         step("install: apt packages present");
         return Ok(());
     }
-    step(&format!("install: apt packages missing: {}", missing.join(" ")));
+    step(&format!(
+        "install: apt packages missing: {}",
+        missing.join(" ")
+    ));
     run_cmd(as_root("apt-get").args(["update", "-qq"]))?;
     run_cmd(
         as_root("apt-get")
@@ -133,7 +147,12 @@ fn skopeo(cache: &Path) -> Result<()> {
     }
     step("install: skopeo 1.18 from Debian trixie (private apt config, system apt untouched)");
     let apt = cache.join("apt-trixie");
-    for d in ["lists/partial", "cache/archives/partial", "etc/preferences.d", "debs"] {
+    for d in [
+        "lists/partial",
+        "cache/archives/partial",
+        "etc/preferences.d",
+        "debs",
+    ] {
         fs::create_dir_all(apt.join(d))?;
     }
     fs::write(
@@ -154,7 +173,11 @@ fn skopeo(cache: &Path) -> Result<()> {
         ),
     )?;
     let conf = apt.join("apt.conf");
-    run_cmd(Command::new("apt-get").args(["update", "-qq"]).env("APT_CONFIG", &conf))?;
+    run_cmd(
+        Command::new("apt-get")
+            .args(["update", "-qq"])
+            .env("APT_CONFIG", &conf),
+    )?;
     let debs = apt.join("debs");
     for old in fs::read_dir(&debs)? {
         fs::remove_file(old?.path())?;
@@ -170,7 +193,12 @@ fn skopeo(cache: &Path) -> Result<()> {
     let tmp = cache.join("skopeo-1.18.tmp");
     let _ = fs::remove_dir_all(&tmp);
     for deb in fs::read_dir(&debs)? {
-        run_cmd(Command::new("dpkg-deb").arg("-x").arg(deb?.path()).arg(&tmp))?;
+        run_cmd(
+            Command::new("dpkg-deb")
+                .arg("-x")
+                .arg(deb?.path())
+                .arg(&tmp),
+        )?;
     }
     let _ = fs::remove_dir_all(&root);
     fs::rename(&tmp, &root)?;
@@ -211,7 +239,14 @@ fn venv(root: &Path, cache: &Path) -> Result<()> {
     }
     run_cmd(
         Command::new(&python)
-            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "-r"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "-r",
+            ])
             .arg(&requirements),
     )?;
     fs::write(&marker, wanted)?;

@@ -144,16 +144,21 @@ fn cargo<S: AsRef<std::ffi::OsStr>>(root: &Path, args: &[S]) -> Command {
 
 /// Runs a command with extra environment variables and no stdin; true when it exits 0.
 fn status_of(cmd: &mut Command, vars: &[(String, String)]) -> Result<bool> {
-    cmd.envs(vars.iter().map(|(k, v)| (k, v))).stdin(Stdio::null());
+    cmd.envs(vars.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null());
     step(&format!("running {}", show(cmd)));
-    let status = cmd.status().with_context(|| format!("cannot run {}", show(cmd)))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {}", show(cmd)))?;
     Ok(status.success())
 }
 
 /// Runs a command, echoing it; fails when it exits nonzero.
 fn run_cmd(cmd: &mut Command) -> Result<()> {
     step(&format!("running {}", show(cmd)));
-    let status = cmd.status().with_context(|| format!("cannot run {}", show(cmd)))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {}", show(cmd)))?;
     if !status.success() {
         bail!("{} failed with {status}", show(cmd));
     }
@@ -162,8 +167,14 @@ fn run_cmd(cmd: &mut Command) -> Result<()> {
 
 /// Runs a command quietly and returns its stdout, or None when it cannot run or fails.
 fn output_of(cmd: &mut Command) -> Option<String> {
-    let out = cmd.stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    let out = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn show(cmd: &Command) -> String {
@@ -186,5 +197,8 @@ fn repo_root() -> PathBuf {
     let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    manifest.parent().expect("xtask lives one level below the repository root").to_path_buf()
+    manifest
+        .parent()
+        .expect("xtask lives one level below the repository root")
+        .to_path_buf()
 }
