@@ -23,7 +23,8 @@ impl Common {
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             let mut value = |name: &str| {
-                args.next().unwrap_or_else(|| die(&format!("{name} needs a value\n{usage}")))
+                args.next()
+                    .unwrap_or_else(|| die(&format!("{name} needs a value\n{usage}")))
             };
             match arg.as_str() {
                 "--http" => http = true,
@@ -43,15 +44,26 @@ impl Common {
             (None, None) => Auth::Anonymous,
             _ => die("--user and --pass go together"),
         };
-        Common { positional, http, auth, each }
+        Common {
+            positional,
+            http,
+            auth,
+            each,
+        }
     }
 
     pub fn client(&self) -> anyhow::Result<Client> {
         let cfg = ClientConfig {
-            protocol: if self.http { ClientProtocol::Http } else { ClientProtocol::Https },
+            protocol: if self.http {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
             ..Default::default()
         };
-        Ok(ClientBuilder::default().with_oci_client_config(cfg).build()?)
+        Ok(ClientBuilder::default()
+            .with_oci_client_config(cfg)
+            .build()?)
     }
 }
 

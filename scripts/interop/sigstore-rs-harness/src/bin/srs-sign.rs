@@ -18,7 +18,9 @@ const USAGE: &str = "usage: srs-sign IMAGE KEY PASSFILE [--http] [--user U --pas
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let opts = Common::parse(USAGE);
-    let [image, key, passfile] = opts.positional.as_slice() else { die(USAGE) };
+    let [image, key, passfile] = opts.positional.as_slice() else {
+        die(USAGE)
+    };
     let image = OciReference::from_str(image)?;
     let key = Zeroizing::new(std::fs::read(key)?);
     let mut pass = Zeroizing::new(std::fs::read(passfile)?);
@@ -29,10 +31,11 @@ async fn main() -> anyhow::Result<()> {
 
     let (sig_ref, digest) = client.triangulate(&image, &opts.auth).await?;
     let mut layer = SignatureLayer::new_unsigned(&image, &digest)?;
-    let signer =
-        PrivateKeySigner::new_with_raw(key, pass, &SigningScheme::ECDSA_P256_SHA256_ASN1)?;
+    let signer = PrivateKeySigner::new_with_raw(key, pass, &SigningScheme::ECDSA_P256_SHA256_ASN1)?;
     signer.add_constraint(&mut layer)?;
-    client.push_signature(None, &opts.auth, &sig_ref, vec![layer]).await?;
+    client
+        .push_signature(None, &opts.auth, &sig_ref, vec![layer])
+        .await?;
     println!("signed {digest}, pushed {sig_ref}");
     Ok(())
 }

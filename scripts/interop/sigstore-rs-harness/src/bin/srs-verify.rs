@@ -58,7 +58,10 @@ async fn verify(
     let (sig_ref, digest) = client.triangulate(&reference, auth).await?;
     let layers = client.trusted_signature_layers(auth, &reference).await?;
     if verbose {
-        eprintln!("image digest {digest}, signature {sig_ref}, {} layer(s)", layers.len());
+        eprintln!(
+            "image digest {digest}, signature {sig_ref}, {} layer(s)",
+            layers.len()
+        );
         for l in &layers {
             let c = &l.simple_signing.critical;
             eprintln!(
@@ -70,6 +73,9 @@ async fn verify(
     let verifier = PublicKeyVerifier::try_from(key)?;
     let constraints: VerificationConstraintVec = vec![Box::new(verifier)];
     sigstore::cosign::verify_constraints(&layers, constraints.iter()).map_err(|e| {
-        anyhow::anyhow!("{} unsatisfied constraint(s)", e.unsatisfied_constraints.len())
+        anyhow::anyhow!(
+            "{} unsatisfied constraint(s)",
+            e.unsatisfied_constraints.len()
+        )
     })
 }
