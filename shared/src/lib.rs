@@ -5,6 +5,7 @@ pub mod aws;
 pub mod error;
 pub mod filter;
 pub mod harness;
+pub mod payload;
 pub mod record;
 
 pub use error::{Error, Result};
