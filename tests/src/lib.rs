@@ -141,12 +141,12 @@ pub fn python(code: &str, args: &[&str]) -> Command {
 
 /// A command for one of the workspace's tools (`cargo xtask test` builds them all first).
 pub fn tool(name: &str) -> Command {
-    // The test binary is target/<profile>/deps/<test>-<hash>; the tools are in target/<profile>.
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>");
+    // Tools are uplifted into the target dir (which may differ from the build dir that holds
+    // this test binary): `$CARGO_TARGET_DIR` when set, else the workspace's `target/`.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let dir = target.join("debug");
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -263,4 +263,15 @@ fn write_lookup_events(records: &[serde_json::Value]) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, doc.to_string()).expect("write lookup events");
     std::fs::rename(&tmp, path).expect("rename lookup events");
+}
+
+/// The `../shared` folder beside the repository (vectors, CloudTrail samples).
+pub fn shared_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
+    assert!(
+        dir.join("vectors").is_dir(),
+        "{} has no vectors/: the shared folder must sit beside the repository",
+        dir.display()
+    );
+    dir
 }
