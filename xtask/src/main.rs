@@ -93,7 +93,9 @@ fn run(task: Task) -> Result<ExitCode> {
             cargo_args.extend(args);
             return with_env(&root, "test-env", |vars| {
                 // The end-to-end tests run the tools as processes, so build every binary first.
-                let mut build = cargo(&root, &["build", "--workspace", "--bins"]);
+                // `--all-targets` resolves features as `cargo test` does (dev-dependencies
+                // included), so the test run reuses this build instead of compiling it again.
+                let mut build = cargo(&root, &["build", "--workspace", "--all-targets"]);
                 if !status_of(&mut build, vars)? {
                     return Ok(false);
                 }
