@@ -20,6 +20,11 @@
    JSON string). Unlike the real API there is no default 90-day window: without StartTime every
    record is eligible, so fixtures with fixed old dates keep working.
 
+3. A count of KMS calls, for tests and the benchmark to check "one GetPublicKey per key per
+   run, one Sign per record" from the server's side: when SIGTRAIL_MOTO_KMS_CALLS names a file,
+   every GetPublicKey, DescribeKey, Sign and Verify request appends a line "ACTION KEYID" (the
+   KeyId as the request gave it: key id, ARN, alias or alias ARN), so a test counts its own key.
+
 usage: python moto_server.py [-H 127.0.0.1] [-p PORT]   (the flags of moto_server)
 """
 import base64
@@ -287,6 +292,29 @@ def lookup_events(self) -> str:
 
 
 CloudTrailResponse.lookup_events = lookup_events
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. KMS call log
+# ---------------------------------------------------------------------------------------------
+_log_lock = threading.Lock()
+
+
+def _logged(action, handler):
+    def wrapper(self, *args, **kwargs):
+        path = os.environ.get("SIGTRAIL_MOTO_KMS_CALLS")
+        if path:
+            with _log_lock, open(path, "a") as f:
+                f.write(f"{action} {self._get_param('KeyId')}\n")
+        return handler(self, *args, **kwargs)
+
+    wrapper.__name__ = handler.__name__
+    return wrapper
+
+
+for _action, _method in (("GetPublicKey", "get_public_key"), ("DescribeKey", "describe_key"),
+                         ("Sign", "sign"), ("Verify", "verify")):
+    setattr(kms_responses.KmsResponse, _method, _logged(_action, getattr(kms_responses.KmsResponse, _method)))
 
 
 if __name__ == "__main__":

@@ -275,3 +275,19 @@ pub fn shared_dir() -> PathBuf {
     );
     dir
 }
+
+/// KMS calls the emulator has served for requests naming `key_id` (as the request named it:
+/// id, ARN, alias or alias ARN), by action (`GetPublicKey`, `DescribeKey`, `Sign`, `Verify`).
+/// Counted by the emulator (`SIGTRAIL_MOTO_KMS_CALLS`), not by the tool under test.
+pub fn kms_calls(key_id: &str) -> std::collections::BTreeMap<String, usize> {
+    let log = std::fs::read_to_string(var("SIGTRAIL_MOTO_KMS_CALLS")).unwrap_or_default();
+    let mut counts = std::collections::BTreeMap::new();
+    for line in log.lines() {
+        if let Some((action, key)) = line.split_once(' ') {
+            if key == key_id {
+                *counts.entry(action.to_string()).or_default() += 1;
+            }
+        }
+    }
+    counts
+}

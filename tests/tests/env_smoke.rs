@@ -343,3 +343,21 @@ fn sigstore_rs_and_skopeo_agree_on_a_signature() {
         "skopeo accepts another key"
     );
 }
+
+/// The emulator logs each KMS call with the key the request named, for call-count tests.
+#[test]
+fn emulator_counts_kms_calls_per_key() {
+    let alias = format!("alias/{}", sigtrail_tests::unique("count"));
+    let arn = sigtrail_tests::kms_create_key("ECC_NIST_P256", &alias);
+    let code = "import boto3,os,sys; k=boto3.client('kms', region_name=os.environ['AWS_REGION']); \
+                [k.get_public_key(KeyId=sys.argv[1]) for _ in range(2)]; \
+                k.sign(KeyId=sys.argv[1], Message=b'x'*32, MessageType='DIGEST', SigningAlgorithm='ECDSA_SHA_256')";
+    sigtrail_tests::run_ok(&mut sigtrail_tests::python(code, &[&alias]), b"");
+    let counts = sigtrail_tests::kms_calls(&alias);
+    assert_eq!(counts.get("GetPublicKey"), Some(&2), "{counts:?}");
+    assert_eq!(counts.get("Sign"), Some(&1), "{counts:?}");
+    assert!(
+        sigtrail_tests::kms_calls(&arn).is_empty(),
+        "calls are logged under the name used"
+    );
+}

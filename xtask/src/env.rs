@@ -120,12 +120,15 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
     )?;
     let lookup_events = dir.join("lookup-events.json");
     fs::write(&lookup_events, "{\"Records\":[]}\n")?;
+    let kms_calls = dir.join("kms-calls.log");
+    fs::write(&kms_calls, "")?;
 
     let scripts = root.join("scripts");
     let mut moto = Command::new(&tools.python);
     moto.arg(scripts.join("moto_server.py"))
         .args(["-H", "127.0.0.1", "-p", &pm.to_string()])
-        .env("SIGTRAIL_MOTO_LOOKUP_EVENTS_FILE", &lookup_events);
+        .env("SIGTRAIL_MOTO_LOOKUP_EVENTS_FILE", &lookup_events)
+        .env("SIGTRAIL_MOTO_KMS_CALLS", &kms_calls);
     let registry = |cfg: &str| {
         let mut cmd = Command::new("docker-registry");
         cmd.arg("serve").arg(dir.join(cfg));
@@ -235,6 +238,7 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
             "SIGTRAIL_MOTO_LOOKUP_EVENTS_FILE",
             lookup_events.display().to_string(),
         ),
+        ("SIGTRAIL_MOTO_KMS_CALLS", kms_calls.display().to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

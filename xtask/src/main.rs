@@ -5,6 +5,7 @@
 //! - `env up|down|status`: the two local registries and the AWS emulator on free loopback ports.
 //! - `test`: the one test command: install, env up, `cargo test --workspace`, env down.
 //! - `demo`: install, env up, `scripts/demo.sh`, env down.
+//! - `bench`: install, env up, release build, `scripts/bench.sh` (check-sig against its peers), env down.
 
 mod env;
 mod install;
@@ -40,6 +41,11 @@ enum Task {
     },
     /// install, env up, push sample images and run the tools on them (scripts/demo.sh), env down.
     Demo,
+    /// Re-verify 2,000 signed images with check-sig and, in the same run, with skopeo 1.18, the
+    /// sigstore-rs harness and a plain HTTP load on the registry; prints rates and ratios.
+    ///
+    /// SIGTRAIL_BENCH_IMAGES and SIGTRAIL_BENCH_SAMPLE change the image count and the peers' sample.
+    Bench,
 }
 
 #[derive(Subcommand)]
@@ -100,6 +106,17 @@ fn run(task: Task) -> Result<ExitCode> {
                     return Ok(false);
                 }
                 status_of(&mut cargo(&root, &cargo_args), vars)
+            });
+        }
+        Task::Bench => {
+            return with_env(&root, "bench-env", |vars| {
+                let mut build = cargo(&root, &["build", "--release", "--workspace", "--bins"]);
+                if !status_of(&mut build, vars)? {
+                    return Ok(false);
+                }
+                let mut bench = Command::new("bash");
+                bench.arg(root.join("scripts/bench.sh")).current_dir(&root);
+                status_of(&mut bench, vars)
             });
         }
         Task::Demo => {
