@@ -83,6 +83,14 @@ pub trait Tool: Send + Sync + 'static {
     ///
     /// On `Err`, the harness attaches `error` to the record as it was before the call.
     fn process(&self, record: &mut Record) -> impl Future<Output = Result<Done, Error>> + Send;
+
+    /// Records the tool makes itself instead of reading input (`trail-for --key-usage` reads
+    /// the audit trail, not images). `Some` replaces stdin and positional arguments; each
+    /// record then goes through `--where` and [`Tool::process`] like a record read from input.
+    /// An `Err` is a configuration error (exit 2). The default reads input as usual.
+    fn generate(&self) -> impl Future<Output = Result<Option<Vec<Record>>, Error>> + Send {
+        async { Ok(None) }
+    }
 }
 
 /// How one run behaves (from [`Common`]).
@@ -157,8 +165,20 @@ where
         Ok(tool) => Arc::new(tool),
         Err(e) => return fail(format!("{e:#}")),
     };
+    let generated = match runtime.block_on(tool.generate()) {
+        Ok(generated) => generated,
+        Err(e) => return fail(e.message),
+    };
     let stdin = std::io::stdin();
-    let input: Box<dyn BufRead> = if !common.images.is_empty() {
+    let input: Box<dyn BufRead> = if let Some(records) = generated {
+        let mut lines = Vec::new();
+        for rec in &records {
+            // A Map of JSON values always serializes.
+            serde_json::to_writer(&mut lines, rec).expect("record serializes");
+            lines.push(b'\n');
+        }
+        Box::new(std::io::Cursor::new(lines))
+    } else if !common.images.is_empty() {
         Box::new(std::io::Cursor::new(common.images.join("\n").into_bytes()))
     } else if stdin.is_terminal() {
         return fail(

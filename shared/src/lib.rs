@@ -8,6 +8,7 @@ pub mod filter;
 pub mod harness;
 pub mod payload;
 pub mod record;
+pub mod trail;
 
 pub use error::{Error, Result};
 pub use record::Record;

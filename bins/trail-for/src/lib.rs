@@ -1,0 +1,221 @@
+//! `trail-for`: rebuilds the audit trail Rekor would have given, from CloudTrail, ECR and git.
+//!
+//! **Reads** image records with `digest`, `repository`, `registry` (best after `check-sig`, whose
+//! `verification.signatures[]` say which signatures were accepted; or straight after
+//! `kms-sign` / `attach-sig`, whose `kms.request_id` and `attached.manifest_digest` name the
+//! exact events). **Adds** `trail`: `verdict` (`trusted` / `untrusted` / `unexplained`),
+//! `reasons`, `signatures[]` (`signed_at`, `compromise`: `before` / `after` / `unknown`,
+//! `principal`, `subject`, `evidence` with the CloudTrail event ids and request ids, `verdict`),
+//! `image_pushed_at`, `commit`, `ci`, the time-ordered `events`, what was `searched`, and
+//! `warnings` (log files that could not be read).
+//!
+//! With `--key-usage` it reads no input: it emits one record per KMS `Sign` event of the keys
+//! (`kms`: key, request id, time, event id, principal) with the signature push it explains
+//! (`digest`, `trail.signature_push`) or `"orphan": true`.
+//!
+//! The evidence rules are documented in `sigtrail::trail::join`.
+//!
+//! Exit status: 0 every image trusted (no orphan); 1 a record untrusted, unexplained, an orphan
+//! or an error; 2 usage or configuration error (including no readable CloudTrail source).
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context, Result};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use clap::Parser;
+use sigtrail::harness::Common;
+use sigtrail::trail::keys::KeySpec;
+use sigtrail::trail::source::{Range, Source};
+use sigtrail::trail::{Config, TrailFor};
+
+const EXAMPLES: &str = "\
+EXAMPLES:
+  # which signatures were made before the key leaked at 01:00?
+  digest-of --all 123456789012.dkr.ecr.us-east-1.amazonaws.com/app \\
+    | check-sig --key awskms:///alias/cosign \\
+    | trail-for --cloudtrail s3://audit/AWSLogs/123456789012/CloudTrail/ --since 2025-10-01 \\
+        --key awskms:///alias/cosign --compromised-at 2025-11-11T01:00:00Z
+
+  # only CI of main may sign; draw the trail
+  ... | trail-for --cloudtrail lookup --allowed-principal 'repo:org/app:ref:refs/heads/main' \\
+        --git-dir . --timeline trail.html
+
+  # every use of the key since Monday: orphans are Sign calls no attached signature explains
+  trail-for --key-usage --key awskms:///alias/cosign --since 2025-11-10 \\
+    --cloudtrail ./cloudtrail-logs --cloudtrail lookup
+
+SOURCES (--cloudtrail, repeatable):
+  s3://BUCKET/PREFIX   the trail's log files (AWSLogs/ACCT/CloudTrail/REGION/YYYY/MM/DD/*.json.gz);
+                       only the days between --since and --until are listed
+  DIR or FILE          the same files on disk, or any *.json / *.json.gz under DIR
+  lookup[:REGION]      the LookupEvents API (last 90 days)
+
+ANNOTATIONS read from the payload: commit github.sha, github_sha, git_sha, git.sha, git_commit,
+commit; CI run github.run_id, github.run_attempt, github.workflow_ref, github.repository,
+github.ref, github.actor (payload-for --github writes these).";
+
+/// Joins CloudTrail, ECR and git into signing times, compromise verdicts and orphan detection
+#[derive(Debug, Parser)]
+#[command(name = "trail-for", version, after_help = EXAMPLES)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: Common,
+    /// Where CloudTrail events are read from (s3://BUCKET/PREFIX, a directory or file, lookup)
+    #[arg(long = "cloudtrail", value_name = "SRC", required = true)]
+    pub cloudtrail: Vec<String>,
+    /// Start of the time searched (RFC 3339 or YYYY-MM-DD, UTC)
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<DateTime<Utc>>,
+    /// End of the time searched (RFC 3339 or YYYY-MM-DD; a date means its end) [default: now]
+    #[arg(long, value_name = "TIME", value_parser = parse_until)]
+    pub until: Option<DateTime<Utc>>,
+    /// KMS key every signature must have used (awskms:///..., key ARN, key id, alias/NAME); repeatable
+    #[arg(long, value_name = "KEY")]
+    pub key: Vec<String>,
+    /// The key is suspected compromised since TIME: signatures made at or after it are untrusted
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub compromised_at: Option<DateTime<Utc>>,
+    /// Who may sign: role ARN, assumed-role ARN (prefix), IAM ARN or OIDC subject; `*` globs; repeatable
+    #[arg(long, value_name = "PRINCIPAL")]
+    pub allowed_principal: Vec<String>,
+    /// Longest time from a KMS Sign to the push of its signature (e.g. 900s, 15m, 1h)
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    pub window: Duration,
+    /// Read no images: one record per KMS Sign of --key since --since, orphans flagged (exit 1)
+    #[arg(long, requires = "since")]
+    pub key_usage: bool,
+    /// A git repository in which to look up the commit the payload names
+    #[arg(long, value_name = "DIR")]
+    pub git_dir: Option<PathBuf>,
+    /// Draw the trails on one time axis into FILE.html (or FILE.svg); self-contained
+    #[arg(long, value_name = "FILE")]
+    pub timeline: Option<PathBuf>,
+    /// Repository holding the signatures when not the image's (like COSIGN_REPOSITORY)
+    #[arg(long, value_name = "REPO")]
+    pub signature_repo: Option<String>,
+    /// Account (registry id) of images whose registry is not an ECR host
+    #[arg(long, value_name = "ACCOUNT")]
+    pub account: Option<String>,
+    /// Region of images whose registry is not an ECR host
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Do not ask ECR DescribeImages for push times
+    #[arg(long)]
+    pub no_describe_images: bool,
+}
+
+fn parse_date(s: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    parse_date(s)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            format!("{s:?} is not a time: use RFC 3339 (2025-11-11T01:00:00Z) or YYYY-MM-DD")
+        })
+}
+
+fn parse_until(s: &str) -> Result<DateTime<Utc>, String> {
+    match parse_date(s).and_then(|d| d.and_hms_opt(23, 59, 59)) {
+        Some(t) => Ok(t.and_utc()),
+        None => parse_time(s),
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: use e.g. 900s, 15m, 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?} is not a duration: use e.g. 900s, 15m, 1h")),
+    };
+    Ok(Duration::seconds(secs))
+}
+
+/// Turns the flags into the tool.
+pub async fn build(args: Args) -> Result<TrailFor> {
+    let sources = args
+        .cloudtrail
+        .iter()
+        .map(|s| s.parse::<Source>().map_err(|e| anyhow!(e)))
+        .collect::<Result<Vec<_>>>()?;
+    let keys = args
+        .key
+        .iter()
+        .map(|k| KeySpec::parse(k).map_err(|e| anyhow!(e)))
+        .collect::<Result<Vec<_>>>()?;
+    if let (Some(s), Some(u)) = (args.since, args.until) {
+        anyhow::ensure!(s <= u, "--since is after --until");
+    }
+    if let Some(t) = &args.timeline {
+        let dir = t.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(dir) = dir {
+            anyhow::ensure!(
+                dir.is_dir(),
+                "--timeline: {} is not a directory",
+                dir.display()
+            );
+        }
+    }
+    let config = Config {
+        sources,
+        range: Range {
+            since: args.since,
+            until: args.until,
+        },
+        window: Some(args.window),
+        keys,
+        compromised_at: args.compromised_at,
+        allowed: args.allowed_principal,
+        key_usage: args.key_usage,
+        git_dir: args.git_dir,
+        timeline: args.timeline,
+        signature_repo: args.signature_repo,
+        account: args.account,
+        region: args.region,
+        describe_images: !args.no_describe_images,
+    };
+    TrailFor::new(config).context("trail-for")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_durations() {
+        assert_eq!(
+            parse_time("2025-11-11").unwrap().to_rfc3339(),
+            "2025-11-11T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_until("2025-11-11").unwrap().to_rfc3339(),
+            "2025-11-11T23:59:59+00:00"
+        );
+        assert_eq!(
+            parse_time("2025-11-11T03:00:00+02:00")
+                .unwrap()
+                .to_rfc3339(),
+            "2025-11-11T01:00:00+00:00"
+        );
+        assert!(parse_time("yesterday").is_err());
+        assert_eq!(parse_duration("15m").unwrap(), Duration::minutes(15));
+        assert_eq!(parse_duration("900").unwrap(), Duration::seconds(900));
+        assert!(parse_duration("1d").is_err());
+    }
+
+    #[test]
+    fn flags() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+    }
+}

@@ -1,0 +1,1133 @@
+//! CloudTrail records → typed [`Event`]s: only the calls the audit trail needs (KMS `Sign`, ECR
+//! `PutImage`, STS `AssumeRoleWithWebIdentity` / `AssumeRole`), everything else skipped cheaply.
+//!
+//! Inputs: a log file (`{"Records":[...]}`, plain or gzip), a bare list of records, or one record
+//! (what `LookupEvents` returns in `CloudTrailEvent`, and what the AWS documentation prints).
+//!
+//! Speed: the file is parsed in one pass with serde; each record is read into a small struct of
+//! the handful of fields used (every other field is skipped by serde without building a tree)
+//! and converted, or dropped, as soon as it is read, so a file never holds more than one raw
+//! record in memory. A 100,000-record trail parses in well under a second per core.
+//!
+//! Leniency: fields may be missing (the documentation's partial samples have no `eventTime` or
+//! `eventID`), `null`, or of an unexpected type in records we skip. In a record we keep, a field
+//! of the wrong type drops that record with a warning naming it: we never guess.
+
+use std::fmt;
+use std::io::Read;
+
+use chrono::{DateTime, Utc};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+/// Largest decompressed log file read (CloudTrail files are a few MB; this guards against bombs).
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// One CloudTrail event the audit trail uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// `eventID` (missing only in partial samples)
+    pub id: Option<String>,
+    /// `eventTime`
+    pub time: Option<DateTime<Utc>>,
+    /// `eventSource`, e.g. `kms.amazonaws.com`
+    pub source: String,
+    /// `eventName`, e.g. `Sign`
+    pub name: String,
+    /// `awsRegion`
+    pub region: Option<String>,
+    /// `recipientAccountId`: the account whose trail holds the event
+    pub account: Option<String>,
+    /// `requestID`: what the SDK returned to the caller as the request id
+    pub request_id: Option<String>,
+    /// `userIdentity`: who made the call
+    pub principal: Principal,
+    /// What the call did.
+    pub detail: Detail,
+}
+
+/// `userIdentity` of an event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Principal {
+    /// `type`: `IAMUser`, `AssumedRole`, `WebIdentityUser`, `AWSService`, `Root`, ...
+    pub kind: Option<String>,
+    /// `arn`: for a role session `arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`
+    pub arn: Option<String>,
+    pub account_id: Option<String>,
+    pub principal_id: Option<String>,
+    /// `accessKeyId`: the credentials used (`ASIA...` for temporary ones)
+    pub access_key_id: Option<String>,
+    /// `userName` (for a web identity user: the token's subject)
+    pub user_name: Option<String>,
+    /// `sessionContext.sessionIssuer.arn`: the role behind an assumed-role session
+    pub session_issuer_arn: Option<String>,
+    /// The role session name (last part of an assumed-role ARN)
+    pub session_name: Option<String>,
+    /// `sessionContext.webIdFederationData.federatedProvider`
+    pub web_id_provider: Option<String>,
+    /// `identityProvider` (web identity users)
+    pub identity_provider: Option<String>,
+    /// `invokedBy`: an AWS service acting for someone
+    pub invoked_by: Option<String>,
+}
+
+impl Principal {
+    /// The most specific name for a person to read.
+    pub fn display(&self) -> Option<&str> {
+        self.arn
+            .as_deref()
+            .or(self.user_name.as_deref())
+            .or(self.invoked_by.as_deref())
+            .or(self.principal_id.as_deref())
+    }
+}
+
+/// What an event did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Detail {
+    Sign(KmsSign),
+    PutImage(PutImage),
+    AssumeRole(AssumeRole),
+}
+
+/// KMS `Sign` (never carries the digest or the signature).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KmsSign {
+    /// `requestParameters.keyId` as the caller gave it: key id, key ARN, alias or alias ARN
+    pub key_id: Option<String>,
+    /// The key ARN from `resources` (type `AWS::KMS::Key`)
+    pub key_arn: Option<String>,
+    pub message_type: Option<String>,
+    pub signing_algorithm: Option<String>,
+}
+
+/// ECR `PutImage`: a manifest pushed under a tag (a `.sig` tag push is one too).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PutImage {
+    pub repository: Option<String>,
+    /// `registryId` (request, else response, else the recipient account)
+    pub registry_id: Option<String>,
+    pub tag: Option<String>,
+    /// `responseElements.image.imageId.imageDigest`: digest of the pushed manifest
+    pub digest: Option<String>,
+    /// For a `sha256-<hex>.sig` tag: the layers of the pushed signature manifest, when the event
+    /// carries `imageManifest` and it parses
+    pub signature_layers: Option<Vec<SigLayer>>,
+}
+
+/// One layer of a cosign signature manifest, as pushed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SigLayer {
+    /// `sha256:` of the payload blob
+    pub digest: String,
+    /// The `dev.cosignproject.cosign/signature` annotation (base64)
+    pub signature: Option<String>,
+}
+
+/// STS `AssumeRoleWithWebIdentity` (CI with OIDC) or `AssumeRole`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssumeRole {
+    pub web_identity: bool,
+    /// `requestParameters.roleArn`
+    pub role_arn: Option<String>,
+    pub session_name: Option<String>,
+    /// The web identity token's `sub` (`responseElements.subjectFromWebIdentityToken`, else
+    /// `userIdentity.userName`), e.g. `repo:ORG/REPO:ref:refs/heads/main`
+    pub subject: Option<String>,
+    /// `responseElements.credentials.accessKeyId`: the key later calls are signed with
+    pub access_key_id: Option<String>,
+    /// `responseElements.assumedRoleUser.arn`: the principal ARN later calls show
+    pub assumed_role_arn: Option<String>,
+    pub provider: Option<String>,
+    pub audience: Option<String>,
+}
+
+impl Event {
+    pub fn as_sign(&self) -> Option<&KmsSign> {
+        match &self.detail {
+            Detail::Sign(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_put_image(&self) -> Option<&PutImage> {
+        match &self.detail {
+            Detail::PutImage(p) => Some(p),
+            _ => None,
+        }
+    }
+    pub fn as_assume_role(&self) -> Option<&AssumeRole> {
+        match &self.detail {
+            Detail::AssumeRole(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// What one file (or one `CloudTrailEvent` string) held.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// The events kept, in file order.
+    pub events: Vec<Event>,
+    /// Records read (kept or not).
+    pub records: usize,
+    /// Records of a kept kind that could not be used, each with the reason.
+    pub warnings: Vec<String>,
+}
+
+/// Parses a log file's bytes: gzip (by its magic bytes) or plain JSON.
+pub fn parse_bytes(bytes: &[u8]) -> Result<Parsed, String> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut plain = Vec::with_capacity(bytes.len() * 8);
+        flate2::read::MultiGzDecoder::new(bytes)
+            .take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut plain)
+            .map_err(|e| format!("not a valid gzip file: {e}"))?;
+        if plain.len() as u64 > MAX_FILE_BYTES {
+            return Err(format!(
+                "more than {MAX_FILE_BYTES} bytes once decompressed; not read"
+            ));
+        }
+        parse_json(&plain)
+    } else {
+        parse_json(bytes)
+    }
+}
+
+/// Parses JSON: `{"Records":[...]}`, `[record, ...]`, or one record.
+pub fn parse_json(bytes: &[u8]) -> Result<Parsed, String> {
+    let first = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .copied()
+        .unwrap_or(b' ');
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = match first {
+        b'[' => {
+            let records: Converted = Deserialize::deserialize(&mut de).map_err(json_err)?;
+            records.0
+        }
+        b'{' => {
+            let top: Obj<RawRecord> = Deserialize::deserialize(&mut de).map_err(json_err)?;
+            let Obj::Value(top) = top else {
+                return Err("not a CloudTrail log file or record".into());
+            };
+            match top.records {
+                Some(Converted(parsed)) => parsed,
+                None => {
+                    let mut parsed = Parsed {
+                        records: 1,
+                        ..Parsed::default()
+                    };
+                    convert_into(*top, 0, &mut parsed);
+                    parsed
+                }
+            }
+        }
+        _ => return Err("not JSON: a CloudTrail log file is a JSON object".into()),
+    };
+    de.end().map_err(json_err)?;
+    Ok(parsed)
+}
+
+fn json_err(e: serde_json::Error) -> String {
+    format!("not valid CloudTrail JSON: {e}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw shapes: only the fields used, each tolerant of absence and of wrong types.
+// ---------------------------------------------------------------------------------------------
+
+/// A JSON value expected to be a string: absent/`null`, a string, or something else.
+#[derive(Debug, Default, Clone, PartialEq)]
+enum Str {
+    #[default]
+    Absent,
+    Value(String),
+    Bad,
+}
+
+impl<'de> Deserialize<'de> for Str {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Str, E> {
+                Ok(Str::Value(v.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Str, E> {
+                Ok(Str::Value(v))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Str, E> {
+                Ok(Str::Absent)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Str, E> {
+                Ok(Str::Absent)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Str, E> {
+                Ok(Str::Bad)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Str, E> {
+                Ok(Str::Bad)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Str, E> {
+                Ok(Str::Bad)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Str, E> {
+                Ok(Str::Bad)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Str, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Str::Bad)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Str, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Str::Bad)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A JSON value expected to be an object of shape `T`: absent/`null`, `T`, or something else.
+#[derive(Debug, Default)]
+enum Obj<T> {
+    #[default]
+    Absent,
+    Value(Box<T>),
+    Bad,
+}
+
+impl<T> Obj<T> {
+    fn get(&self) -> Option<&T> {
+        match self {
+            Obj::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Obj<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Obj<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|v| Obj::Value(Box::new(v)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Obj<T>, E> {
+                Ok(Obj::Absent)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Obj<T>, E> {
+                Ok(Obj::Absent)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Obj<T>, E> {
+                Ok(Obj::Bad)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Obj<T>, E> {
+                Ok(Obj::Bad)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Obj<T>, E> {
+                Ok(Obj::Bad)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Obj<T>, E> {
+                Ok(Obj::Bad)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Obj<T>, E> {
+                Ok(Obj::Bad)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Obj<T>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Obj::Bad)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// A JSON value expected to be a list of objects of shape `T`.
+#[derive(Debug, Default)]
+enum List<T> {
+    #[default]
+    Absent,
+    Value(Vec<Obj<T>>),
+    Bad,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = List<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<List<T>, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Obj<T>>()? {
+                    items.push(item);
+                }
+                Ok(List::Value(items))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<List<T>, E> {
+                Ok(List::Absent)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<List<T>, E> {
+                Ok(List::Absent)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<List<T>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(List::Bad)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<List<T>, E> {
+                Ok(List::Bad)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<List<T>, E> {
+                Ok(List::Bad)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<List<T>, E> {
+                Ok(List::Bad)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<List<T>, E> {
+                Ok(List::Bad)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<List<T>, E> {
+                Ok(List::Bad)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// `Records`: converted one by one while reading, so raw records never pile up.
+#[derive(Debug, Default)]
+struct Converted(Parsed);
+
+impl<'de> Deserialize<'de> for Converted {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Converted;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of CloudTrail records")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Converted, A::Error> {
+                let mut parsed = Parsed::default();
+                while let Some(rec) = seq.next_element::<Obj<RawRecord>>()? {
+                    let index = parsed.records;
+                    parsed.records += 1;
+                    match rec {
+                        Obj::Value(raw) => convert_into(*raw, index, &mut parsed),
+                        Obj::Absent | Obj::Bad => parsed
+                            .warnings
+                            .push(format!("record {index}: not a JSON object; skipped")),
+                    }
+                }
+                Ok(Converted(parsed))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(default)]
+struct RawRecord {
+    #[serde(rename = "Records")]
+    records: Option<Converted>,
+    #[serde(rename = "eventID")]
+    event_id: Str,
+    #[serde(rename = "eventTime")]
+    event_time: Str,
+    #[serde(rename = "eventSource")]
+    event_source: Str,
+    #[serde(rename = "eventName")]
+    event_name: Str,
+    #[serde(rename = "awsRegion")]
+    region: Str,
+    #[serde(rename = "recipientAccountId")]
+    account: Str,
+    #[serde(rename = "requestID")]
+    request_id: Str,
+    #[serde(rename = "errorCode")]
+    error_code: Str,
+    #[serde(rename = "userIdentity")]
+    identity: Obj<RawIdentity>,
+    #[serde(rename = "requestParameters")]
+    request: Obj<RawRequest>,
+    #[serde(rename = "responseElements")]
+    response: Obj<RawResponse>,
+    resources: List<RawResource>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawIdentity {
+    #[serde(rename = "type")]
+    kind: Str,
+    principal_id: Str,
+    arn: Str,
+    account_id: Str,
+    access_key_id: Str,
+    user_name: Str,
+    invoked_by: Str,
+    identity_provider: Str,
+    session_context: Obj<RawSessionContext>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawSessionContext {
+    session_issuer: Obj<RawIssuer>,
+    web_id_federation_data: Obj<RawWebId>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(default)]
+struct RawIssuer {
+    arn: Str,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawWebId {
+    federated_provider: Str,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawRequest {
+    key_id: Str,
+    message_type: Str,
+    signing_algorithm: Str,
+    repository_name: Str,
+    registry_id: Str,
+    image_tag: Str,
+    image_manifest: Str,
+    role_arn: Str,
+    role_session_name: Str,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawResponse {
+    image: Obj<RawImage>,
+    credentials: Obj<RawCredentials>,
+    subject_from_web_identity_token: Str,
+    assumed_role_user: Obj<RawAssumedRoleUser>,
+    provider: Str,
+    audience: Str,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawImage {
+    repository_name: Str,
+    registry_id: Str,
+    image_manifest: Str,
+    image_id: Obj<RawImageId>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawImageId {
+    image_digest: Str,
+    image_tag: Str,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawCredentials {
+    access_key_id: Str,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawAssumedRoleUser {
+    arn: Str,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(default)]
+struct RawResource {
+    #[serde(rename = "type")]
+    kind: Str,
+    #[serde(rename = "ARN")]
+    arn: Str,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversion
+// ---------------------------------------------------------------------------------------------
+
+/// The event kinds kept: (source, name).
+pub const KEPT: &[(&str, &str)] = &[
+    ("kms.amazonaws.com", "Sign"),
+    ("ecr.amazonaws.com", "PutImage"),
+    ("sts.amazonaws.com", "AssumeRoleWithWebIdentity"),
+    ("sts.amazonaws.com", "AssumeRole"),
+];
+
+/// Reads typed fields of one kept record, remembering the first field of the wrong type.
+struct Fields {
+    bad: Option<&'static str>,
+}
+
+impl Fields {
+    fn s(&mut self, v: &Str, name: &'static str) -> Option<String> {
+        match v {
+            Str::Value(s) if !s.is_empty() => Some(s.clone()),
+            Str::Value(_) | Str::Absent => None,
+            Str::Bad => {
+                self.bad.get_or_insert(name);
+                None
+            }
+        }
+    }
+    fn o<'a, T>(&mut self, v: &'a Obj<T>, name: &'static str) -> Option<&'a T> {
+        if matches!(v, Obj::Bad) {
+            self.bad.get_or_insert(name);
+        }
+        v.get()
+    }
+}
+
+fn convert_into(raw: RawRecord, index: usize, parsed: &mut Parsed) {
+    let (Str::Value(source), Str::Value(name)) = (&raw.event_source, &raw.event_name) else {
+        return;
+    };
+    if !KEPT.iter().any(|(s, n)| s == source && n == name) {
+        return;
+    }
+    // A call that failed (AccessDenied, ...) signed or pushed nothing.
+    if matches!(&raw.error_code, Str::Value(c) if !c.is_empty()) {
+        return;
+    }
+    match convert(&raw) {
+        Ok(event) => parsed.events.push(event),
+        Err(msg) => {
+            let id = match &raw.event_id {
+                Str::Value(id) => format!(" (eventID {id})"),
+                _ => String::new(),
+            };
+            parsed.warnings.push(format!(
+                "record {index}{id}: {source} {name}: {msg}; skipped"
+            ));
+        }
+    }
+}
+
+fn convert(raw: &RawRecord) -> Result<Event, String> {
+    let mut f = Fields { bad: None };
+    let source = f.s(&raw.event_source, "eventSource").unwrap_or_default();
+    let name = f.s(&raw.event_name, "eventName").unwrap_or_default();
+    let time = match f.s(&raw.event_time, "eventTime") {
+        None => None,
+        Some(t) => Some(
+            DateTime::parse_from_rfc3339(&t)
+                .map_err(|e| format!("eventTime {t:?} is not an RFC 3339 time: {e}"))?
+                .with_timezone(&Utc),
+        ),
+    };
+    let principal = match f.o(&raw.identity, "userIdentity") {
+        None => Principal::default(),
+        Some(id) => {
+            let ctx = f.o(&id.session_context, "userIdentity.sessionContext");
+            let issuer = ctx.and_then(|c| f.o(&c.session_issuer, "sessionContext.sessionIssuer"));
+            let webid = ctx.and_then(|c| {
+                f.o(
+                    &c.web_id_federation_data,
+                    "sessionContext.webIdFederationData",
+                )
+            });
+            let kind = f.s(&id.kind, "userIdentity.type");
+            let arn = f.s(&id.arn, "userIdentity.arn");
+            let session_name = arn
+                .as_deref()
+                .and_then(assumed_role_parts)
+                .map(|(_, _, session)| session.to_string());
+            Principal {
+                kind,
+                session_name,
+                principal_id: f.s(&id.principal_id, "userIdentity.principalId"),
+                account_id: f.s(&id.account_id, "userIdentity.accountId"),
+                access_key_id: f.s(&id.access_key_id, "userIdentity.accessKeyId"),
+                user_name: f.s(&id.user_name, "userIdentity.userName"),
+                invoked_by: f.s(&id.invoked_by, "userIdentity.invokedBy"),
+                identity_provider: f.s(&id.identity_provider, "userIdentity.identityProvider"),
+                session_issuer_arn: issuer.and_then(|i| f.s(&i.arn, "sessionIssuer.arn")),
+                web_id_provider: webid
+                    .and_then(|w| f.s(&w.federated_provider, "webIdFederationData")),
+                arn,
+            }
+        }
+    };
+    let req = f.o(&raw.request, "requestParameters");
+    let resp = f.o(&raw.response, "responseElements");
+    let detail = match name.as_str() {
+        "Sign" => {
+            let mut key_arn = None;
+            match &raw.resources {
+                List::Value(items) => {
+                    for item in items {
+                        let Some(r) = f.o(item, "resources[]") else {
+                            continue;
+                        };
+                        let kind = f.s(&r.kind, "resources[].type");
+                        let arn = f.s(&r.arn, "resources[].ARN");
+                        let is_key = kind.as_deref() == Some("AWS::KMS::Key")
+                            || (kind.is_none()
+                                && arn.as_deref().is_some_and(|a| a.contains(":key/")));
+                        if is_key && key_arn.is_none() {
+                            key_arn = arn;
+                        }
+                    }
+                }
+                List::Bad => {
+                    f.bad.get_or_insert("resources");
+                }
+                List::Absent => {}
+            }
+            let key_id = req.and_then(|r| f.s(&r.key_id, "requestParameters.keyId"));
+            if key_arn.is_none() {
+                key_arn = key_id.clone().filter(|k| is_key_arn(k));
+            }
+            Detail::Sign(KmsSign {
+                key_id,
+                key_arn,
+                message_type: req.and_then(|r| f.s(&r.message_type, "messageType")),
+                signing_algorithm: req.and_then(|r| f.s(&r.signing_algorithm, "signingAlgorithm")),
+            })
+        }
+        "PutImage" => {
+            let image = resp.and_then(|r| f.o(&r.image, "responseElements.image"));
+            let image_id = image.and_then(|i| f.o(&i.image_id, "image.imageId"));
+            let tag = req
+                .and_then(|r| f.s(&r.image_tag, "requestParameters.imageTag"))
+                .or_else(|| image_id.and_then(|i| f.s(&i.image_tag, "imageId.imageTag")));
+            let manifest = req
+                .and_then(|r| f.s(&r.image_manifest, "requestParameters.imageManifest"))
+                .or_else(|| image.and_then(|i| f.s(&i.image_manifest, "image.imageManifest")));
+            let signature_layers = match (&tag, manifest) {
+                (Some(t), Some(m)) if is_sig_tag(t) => signature_layers(&m),
+                _ => None,
+            };
+            Detail::PutImage(PutImage {
+                repository: req
+                    .and_then(|r| f.s(&r.repository_name, "requestParameters.repositoryName"))
+                    .or_else(|| {
+                        image.and_then(|i| f.s(&i.repository_name, "image.repositoryName"))
+                    }),
+                registry_id: req
+                    .and_then(|r| f.s(&r.registry_id, "requestParameters.registryId"))
+                    .or_else(|| image.and_then(|i| f.s(&i.registry_id, "image.registryId")))
+                    .or_else(|| f.s(&raw.account, "recipientAccountId")),
+                digest: image_id.and_then(|i| f.s(&i.image_digest, "imageId.imageDigest")),
+                tag,
+                signature_layers,
+            })
+        }
+        _ => {
+            let creds = resp.and_then(|r| f.o(&r.credentials, "responseElements.credentials"));
+            let user = resp.and_then(|r| f.o(&r.assumed_role_user, "assumedRoleUser"));
+            let web_identity = name == "AssumeRoleWithWebIdentity";
+            let subject = resp
+                .and_then(|r| {
+                    f.s(
+                        &r.subject_from_web_identity_token,
+                        "subjectFromWebIdentityToken",
+                    )
+                })
+                .or_else(|| web_identity.then(|| principal.user_name.clone()).flatten());
+            Detail::AssumeRole(AssumeRole {
+                web_identity,
+                role_arn: req.and_then(|r| f.s(&r.role_arn, "requestParameters.roleArn")),
+                session_name: req
+                    .and_then(|r| f.s(&r.role_session_name, "requestParameters.roleSessionName")),
+                subject,
+                access_key_id: creds.and_then(|c| f.s(&c.access_key_id, "credentials.accessKeyId")),
+                assumed_role_arn: user.and_then(|u| f.s(&u.arn, "assumedRoleUser.arn")),
+                provider: resp
+                    .and_then(|r| f.s(&r.provider, "responseElements.provider"))
+                    .or_else(|| principal.identity_provider.clone()),
+                audience: resp.and_then(|r| f.s(&r.audience, "responseElements.audience")),
+            })
+        }
+    };
+    let event = Event {
+        id: f.s(&raw.event_id, "eventID"),
+        time,
+        source,
+        name,
+        region: f.s(&raw.region, "awsRegion"),
+        account: f.s(&raw.account, "recipientAccountId"),
+        request_id: f.s(&raw.request_id, "requestID"),
+        principal,
+        detail,
+    };
+    match f.bad {
+        Some(field) => Err(format!("{field} has the wrong JSON type")),
+        None => Ok(event),
+    }
+}
+
+/// `arn:aws:sts::ACCT:assumed-role/ROLE/SESSION` → (account, role, session).
+pub fn assumed_role_parts(arn: &str) -> Option<(&str, &str, &str)> {
+    let rest = arn.strip_prefix("arn:")?;
+    let mut parts = rest.splitn(5, ':');
+    let _partition = parts.next()?;
+    if parts.next()? != "sts" {
+        return None;
+    }
+    let _region = parts.next()?;
+    let account = parts.next()?;
+    let resource = parts.next()?.strip_prefix("assumed-role/")?;
+    let (role, session) = resource.rsplit_once('/')?;
+    Some((account, role, session))
+}
+
+/// `arn:aws:kms:REGION:ACCT:key/ID`
+pub fn is_key_arn(s: &str) -> bool {
+    s.starts_with("arn:") && s.contains(":kms:") && s.contains(":key/")
+}
+
+/// A cosign signature tag: `sha256-<64 hex>.sig`.
+pub fn is_sig_tag(tag: &str) -> bool {
+    tag.strip_prefix("sha256-")
+        .and_then(|t| t.strip_suffix(".sig"))
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The image digest a signature tag belongs to: `sha256-<hex>.sig` → `sha256:<hex>`.
+pub fn sig_tag_digest(tag: &str) -> Option<String> {
+    is_sig_tag(tag).then(|| format!("sha256:{}", &tag[7..tag.len() - 4]))
+}
+
+/// The signature tag of an image digest.
+pub fn sig_tag(digest: &str) -> Option<String> {
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| format!("sha256-{hex}.sig"))
+}
+
+/// Layers of a pushed cosign signature manifest (`None` when it is not one we can read).
+fn signature_layers(manifest: &str) -> Option<Vec<SigLayer>> {
+    #[derive(Deserialize)]
+    struct M {
+        layers: Vec<L>,
+    }
+    #[derive(Deserialize)]
+    struct L {
+        digest: String,
+        #[serde(default)]
+        annotations: std::collections::BTreeMap<String, serde_json::Value>,
+    }
+    let m: M = serde_json::from_str(manifest).ok()?;
+    Some(
+        m.layers
+            .into_iter()
+            .map(|l| SigLayer {
+                digest: l.digest,
+                signature: l
+                    .annotations
+                    .get("dev.cosignproject.cosign/signature")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str) -> Vec<u8> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cloudtrail");
+        std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    fn one(name: &str) -> Event {
+        let parsed = parse_bytes(&sample(name)).unwrap();
+        assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+        assert_eq!(parsed.records, 1);
+        assert_eq!(parsed.events.len(), 1, "{name}");
+        parsed.events.into_iter().next().unwrap()
+    }
+
+    fn t(s: &str) -> Option<DateTime<Utc>> {
+        Some(DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc))
+    }
+
+    fn s(v: &str) -> Option<String> {
+        Some(v.to_string())
+    }
+
+    #[test]
+    fn every_sample_parses() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cloudtrail");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let parsed = parse_bytes(&std::fs::read(&path).unwrap()).unwrap();
+                assert_eq!(parsed.events.len(), 1, "{}", path.display());
+                n += 1;
+            }
+        }
+        assert_eq!(n, 5, "the five samples of shared/cloudtrail");
+    }
+
+    #[test]
+    fn ecr_put_image_awsdocs() {
+        let e = one("ecr-putimage-awsdocs.json");
+        assert_eq!(e.id, s("2bfd4ee2-2178-4a82-a27d-b12939923f0f"));
+        assert_eq!(e.time, t("2019-04-15T16:45:00Z"));
+        assert_eq!(
+            (e.source.as_str(), e.name.as_str()),
+            ("ecr.amazonaws.com", "PutImage")
+        );
+        assert_eq!(e.region, s("us-east-2"));
+        assert_eq!(e.account, s("123456789012"));
+        assert_eq!(e.request_id, s("cf044b7d-5f9d-11e9-9b2a-95983139cc57"));
+        assert_eq!(e.principal.kind, s("IAMUser"));
+        assert_eq!(
+            e.principal.arn,
+            s("arn:aws:sts::123456789012:user/Mary_Major")
+        );
+        assert_eq!(e.principal.access_key_id, s("AKIAIOSFODNN7EXAMPLE"));
+        assert_eq!(e.principal.user_name, s("Mary_Major"));
+        assert_eq!(e.principal.session_name, None);
+        let p = e.as_put_image().unwrap();
+        assert_eq!(p.repository, s("testrepo"));
+        assert_eq!(p.registry_id, s("123456789012"));
+        assert_eq!(p.tag, s("latest"));
+        assert_eq!(
+            p.digest,
+            s("sha256:98c8b060c21d9adbb6b8c41b916e95e6307102786973ab93a41e8b86d1fc6d3e")
+        );
+        assert_eq!(p.signature_layers, None, "not a signature tag");
+    }
+
+    #[test]
+    fn kms_sign_awsdocs() {
+        let e = one("kms-sign-awsdocs-rsa-raw.json");
+        assert_eq!(e.id, s("107b3cac-b125-4556-9702-12a2b9afcff7"));
+        assert_eq!(e.time, t("2022-03-07T22:36:44Z"));
+        assert_eq!(e.region, s("us-west-2"));
+        assert_eq!(e.account, s("111122223333"));
+        assert_eq!(e.request_id, s("8d0b35e0-46cf-48b9-be99-bf2ebc9ab9fb"));
+        assert_eq!(e.principal.arn, s("arn:aws:iam::111122223333:user/Alice"));
+        assert_eq!(e.principal.access_key_id, s("EXAMPLE_KEY_ID"));
+        let k = e.as_sign().unwrap();
+        assert_eq!(k.key_id, s("0987dcba-09fe-87dc-65ba-ab0987654321"));
+        assert_eq!(
+            k.key_arn,
+            s("arn:aws:kms:us-west-2:111122223333:key/0987dcba-09fe-87dc-65ba-ab0987654321")
+        );
+        assert_eq!(k.message_type, s("RAW"));
+        assert_eq!(k.signing_algorithm, s("RSASSA_PKCS1_V1_5_SHA_256"));
+    }
+
+    #[test]
+    fn kms_sign_partial_by_a_service() {
+        let e = one("kms-sign-aws-blog-agentcore-partial.json");
+        assert_eq!(
+            (&e.id, e.time, &e.region, &e.request_id),
+            (&None, None, &None, &None)
+        );
+        assert_eq!(e.principal.invoked_by, s("bedrock-agentcore.amazonaws.com"));
+        assert_eq!(
+            e.principal.display(),
+            Some("bedrock-agentcore.amazonaws.com")
+        );
+        let k = e.as_sign().unwrap();
+        assert_eq!(
+            k.key_arn,
+            s("arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+        );
+        assert_eq!(k.key_id, k.key_arn);
+        assert_eq!(k.message_type, s("DIGEST"));
+    }
+
+    #[test]
+    fn sts_web_identity_github_actions() {
+        let e = one("sts-assumerolewithwebidentity-github-actions-cloud-snitch.json");
+        assert_eq!(e.id, s("ef0464cd-918e-4528-9ea3-1a081d39b393"));
+        assert_eq!(e.time, t("2025-04-16T02:46:56Z"));
+        assert_eq!(e.account, s("774305579662"));
+        assert_eq!(e.request_id, s("6936cb5f-948b-4139-8939-06118942c0cc"));
+        assert_eq!(e.principal.kind, s("WebIdentityUser"));
+        assert_eq!(
+            e.principal.identity_provider,
+            s("arn:aws:iam::774305579662:oidc-provider/token.actions.githubusercontent.com")
+        );
+        let a = e.as_assume_role().unwrap();
+        assert!(a.web_identity);
+        assert_eq!(
+            a.role_arn,
+            s("arn:aws:iam::774305579662:role/cloud-snitch-github-actio-GithubActionsRoleF5CC769F-MoeCHSu77MYt")
+        );
+        assert_eq!(a.session_name, s("GitHubActions"));
+        assert_eq!(
+            a.subject,
+            s("repo:ccbrown/cloud-snitch:ref:refs/heads/main")
+        );
+        assert_eq!(a.access_key_id, s("ASIA3ISBVQKHJOCMRQJH"));
+        assert_eq!(
+            a.assumed_role_arn,
+            s("arn:aws:sts::774305579662:assumed-role/cloud-snitch-github-actio-GithubActionsRoleF5CC769F-MoeCHSu77MYt/GitHubActions")
+        );
+        assert_eq!(a.audience, s("sts.amazonaws.com"));
+    }
+
+    #[test]
+    fn sts_web_identity_partial() {
+        let e = one("sts-assumerolewithwebidentity-github-datadog-partial.json");
+        let a = e.as_assume_role().unwrap();
+        assert_eq!(
+            a.subject,
+            s("repo:SOURCE-ORG/SOURCE-REPO:ref:refs/heads/BRANCH")
+        );
+        assert_eq!(
+            a.role_arn,
+            s("arn:aws:iam::012345678901:role/github-actions-role")
+        );
+        assert_eq!(a.session_name, s("MySessionName"));
+        assert_eq!((a.access_key_id.as_deref(), e.time), (None, None));
+    }
+
+    #[test]
+    fn log_file_gzip_with_unrelated_records() {
+        let sign: serde_json::Value =
+            serde_json::from_slice(&sample("kms-sign-awsdocs-rsa-raw.json")).unwrap();
+        let mut records = vec![];
+        for i in 0..3000 {
+            records.push(serde_json::json!({
+                "eventVersion": "1.08", "eventTime": "2022-03-07T22:00:00Z",
+                "eventSource": "s3.amazonaws.com", "eventName": "GetObject", "eventID": format!("x{i}"),
+                "requestParameters": {"keyId": 7, "bucketName": "b", "nested": {"a": [1, {"b": null}]}},
+                "responseElements": "not an object", "resources": {"odd": true},
+            }));
+        }
+        records.insert(1234, sign);
+        let doc = serde_json::json!({ "Records": records });
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, doc.to_string().as_bytes()).unwrap();
+        let parsed = parse_bytes(&gz.finish().unwrap()).unwrap();
+        assert_eq!(parsed.records, 3001);
+        assert!(parsed.warnings.is_empty(), "{:?}", &parsed.warnings[..1]);
+        assert_eq!(parsed.events.len(), 1);
+        assert_eq!(
+            parsed.events[0].request_id,
+            s("8d0b35e0-46cf-48b9-be99-bf2ebc9ab9fb")
+        );
+    }
+
+    #[test]
+    fn wrong_types_in_kept_records_are_reported_not_guessed() {
+        let doc = r#"{"Records":[
+            {"eventSource":"kms.amazonaws.com","eventName":"Sign","eventID":"a","requestParameters":{"keyId":5}},
+            {"eventSource":"kms.amazonaws.com","eventName":"Sign","eventID":"b","eventTime":"yesterday"},
+            {"eventSource":"kms.amazonaws.com","eventName":"Sign","eventID":"c","errorCode":"AccessDenied"},
+            42,
+            {"eventSource":"kms.amazonaws.com","eventName":"Sign","eventID":"d","eventTime":"2024-01-01T00:00:00Z"}
+        ]}"#;
+        let parsed = parse_bytes(doc.as_bytes()).unwrap();
+        assert_eq!(parsed.records, 5);
+        assert_eq!(parsed.events.len(), 1);
+        assert_eq!(parsed.events[0].id, s("d"));
+        assert_eq!(parsed.warnings.len(), 3, "{:?}", parsed.warnings);
+        assert!(
+            parsed.warnings[0].contains("requestParameters.keyId"),
+            "{}",
+            parsed.warnings[0]
+        );
+        assert!(
+            parsed.warnings[1].contains("eventTime"),
+            "{}",
+            parsed.warnings[1]
+        );
+        assert!(
+            parsed.warnings[2].contains("record 3"),
+            "{}",
+            parsed.warnings[2]
+        );
+    }
+
+    #[test]
+    fn malformed_files_are_errors() {
+        for bad in [
+            &b"{\"Records\":[{\"eventName\":"[..],
+            b"hello",
+            b"\x1f\x8bnot gzip",
+            b"{} trailing",
+        ] {
+            assert!(
+                parse_bytes(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(parse_bytes(b"{\"Records\":[]}").unwrap().events.is_empty());
+    }
+
+    #[test]
+    fn signature_manifest_layers() {
+        let m = serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"digest": "sha256:00", "size": 1, "mediaType": "application/vnd.oci.image.config.v1+json"},
+            "layers": [
+                {"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": "sha256:aa", "size": 3,
+                 "annotations": {"dev.cosignproject.cosign/signature": "MEUC"}},
+                {"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": "sha256:bb", "size": 3}
+            ]
+        });
+        let tag = format!("sha256-{}.sig", "ab".repeat(32));
+        let rec = serde_json::json!({
+            "eventSource": "ecr.amazonaws.com", "eventName": "PutImage", "recipientAccountId": "1",
+            "requestParameters": {"repositoryName": "r", "imageTag": tag, "imageManifest": m.to_string()},
+            "responseElements": {"image": {"imageId": {"imageDigest": "sha256:cc"}}}
+        });
+        let e = parse_bytes(rec.to_string().as_bytes())
+            .unwrap()
+            .events
+            .remove(0);
+        let p = e.as_put_image().unwrap();
+        assert_eq!(
+            p.registry_id,
+            s("1"),
+            "registry id defaults to the recipient account"
+        );
+        let layers = p.signature_layers.as_ref().unwrap();
+        assert_eq!(layers.len(), 2);
+        assert_eq!(layers[0].signature, s("MEUC"));
+        assert_eq!(
+            layers[1],
+            SigLayer {
+                digest: "sha256:bb".into(),
+                signature: None
+            }
+        );
+        assert_eq!(
+            sig_tag_digest(&tag),
+            Some(format!("sha256:{}", "ab".repeat(32)))
+        );
+        assert_eq!(sig_tag(&format!("sha256:{}", "ab".repeat(32))), Some(tag));
+    }
+
+    #[test]
+    fn assumed_role_arns() {
+        assert_eq!(
+            assumed_role_parts("arn:aws:sts::123:assumed-role/ci/GitHubActions"),
+            Some(("123", "ci", "GitHubActions"))
+        );
+        assert_eq!(assumed_role_parts("arn:aws:iam::123:user/Alice"), None);
+    }
+}

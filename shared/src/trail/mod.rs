@@ -1,0 +1,844 @@
+//! The audit trail behind `trail-for`: CloudTrail events joined per image into signing times,
+//! compromise verdicts and orphan detection.
+//!
+//! - [`event`]: CloudTrail records → typed events (stream-parsed, unknown events skipped)
+//! - [`source`]: S3 log files, local files, `LookupEvents`
+//! - [`keys`]: which KMS key a `Sign` used
+//! - [`join`]: the index, the per-image join and the verdicts (the evidence rules are there)
+//! - [`usage`]: `--key-usage`, orphan `Sign` events
+//! - [`git`]: commits named in annotations
+//! - [`timeline`]: the picture
+//!
+//! [`TrailFor`] is the tool: events are loaded once per process, lazily, on the first record.
+
+pub mod event;
+pub mod git;
+pub mod join;
+pub mod keys;
+pub mod source;
+pub mod timeline;
+pub mod usage;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use base64::Engine;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+
+use crate::error::Error;
+use crate::harness::{Done, Tool};
+use crate::record::{get_str, Record};
+use join::{Claimed, Image, Index, Policy, Verdict};
+use keys::KeySpec;
+use source::{Range, Source};
+
+/// Event names read from `LookupEvents`.
+pub const LOOKUP_NAMES: &[&str] = &["Sign", "PutImage", "AssumeRoleWithWebIdentity"];
+
+/// Longest role session: events this long before `--since` are read for role assumptions.
+const ROLE_LOOKBACK_HOURS: i64 = 12;
+
+/// Annotation keys read for the commit, first found wins.
+pub const COMMIT_KEYS: &[&str] = &[
+    "github.sha",
+    "github_sha",
+    "git_sha",
+    "git.sha",
+    "git_commit",
+    "commit",
+];
+
+/// Annotation keys read for the CI run: (key in `trail.ci`, annotation keys).
+pub const CI_KEYS: &[(&str, &[&str])] = &[
+    ("run_id", &["github.run_id", "github_run_id", "run_id"]),
+    ("run_attempt", &["github.run_attempt", "run_attempt"]),
+    ("workflow_ref", &["github.workflow_ref", "workflow_ref"]),
+    ("repository", &["github.repository", "github_repository"]),
+    ("ref", &["github.ref", "github_ref"]),
+    ("actor", &["github.actor", "github_actor"]),
+    ("server_url", &["github.server_url"]),
+];
+
+/// Everything `trail-for` was told.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub sources: Vec<Source>,
+    pub range: Range,
+    /// Longest time between a `Sign` and the push of its signature.
+    pub window: Option<Duration>,
+    pub keys: Vec<KeySpec>,
+    pub compromised_at: Option<DateTime<Utc>>,
+    pub allowed: Vec<String>,
+    pub key_usage: bool,
+    pub git_dir: Option<PathBuf>,
+    pub timeline: Option<PathBuf>,
+    pub signature_repo: Option<String>,
+    /// Registry account and region for records whose registry is not an ECR host.
+    pub account: Option<String>,
+    pub region: Option<String>,
+    /// Ask ECR `DescribeImages` for the push time of images in ECR registries.
+    pub describe_images: bool,
+}
+
+struct State {
+    index: Index,
+    policy: Policy,
+    warnings: Vec<String>,
+    searched: Value,
+}
+
+/// The `trail-for` tool.
+pub struct TrailFor {
+    config: Config,
+    state: tokio::sync::OnceCell<Result<Arc<State>, Error>>,
+    commits: tokio::sync::Mutex<HashMap<String, git::Commit>>,
+    ecr: tokio::sync::Mutex<HashMap<String, aws_sdk_ecr::Client>>,
+    pictures: Mutex<Vec<(String, timeline::Picture)>>,
+}
+
+impl TrailFor {
+    pub fn new(config: Config) -> Result<Self, Error> {
+        if config.sources.is_empty() {
+            return Err(Error::new(
+                "usage",
+                "no CloudTrail source: give --cloudtrail s3://BUCKET/PREFIX, a directory, or lookup",
+            ));
+        }
+        if config.key_usage && config.keys.is_empty() {
+            return Err(Error::new("usage", "--key-usage needs --key"));
+        }
+        Ok(TrailFor {
+            config,
+            state: tokio::sync::OnceCell::new(),
+            commits: tokio::sync::Mutex::new(HashMap::new()),
+            ecr: tokio::sync::Mutex::new(HashMap::new()),
+            pictures: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn window(&self) -> Duration {
+        self.config
+            .window
+            .unwrap_or(Duration::seconds(join::DEFAULT_WINDOW_SECS))
+    }
+
+    async fn state(&self) -> Result<Arc<State>, Error> {
+        self.state
+            .get_or_init(|| self.load())
+            .await
+            .as_ref()
+            .map(Arc::clone)
+            .map_err(Clone::clone)
+    }
+
+    /// Reads every source once.
+    async fn load(&self) -> Result<Arc<State>, Error> {
+        let window = self.window();
+        let mut warnings = Vec::new();
+        let keys = keys::resolve(self.config.keys.clone(), &mut warnings).await;
+        let range = self.config.range;
+        let load_range = Range {
+            since: range
+                .since
+                .map(|s| s - window - Duration::hours(ROLE_LOOKBACK_HOURS)),
+            until: range.until.map(|u| u + window),
+        };
+        let loaded = source::load(&self.config.sources, load_range, LOOKUP_NAMES).await;
+        warnings.extend(loaded.warnings);
+        if loaded.failed_sources == self.config.sources.len() {
+            return Err(Error::new(
+                "cloudtrail",
+                format!("cannot read any CloudTrail source: {}", warnings.join("; ")),
+            ));
+        }
+        const SHOWN: usize = 20;
+        for w in warnings.iter().take(SHOWN) {
+            eprintln!("trail-for: warning: {w}");
+        }
+        if warnings.len() > SHOWN {
+            eprintln!(
+                "trail-for: warning: {} more warnings (in each record's trail.warnings)",
+                warnings.len() - SHOWN
+            );
+        }
+        let fmt =
+            |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
+        let searched = json!({
+            "sources": self.config.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "since": fmt(range.since),
+            "until": fmt(range.until),
+            "files": loaded.files,
+            "records": loaded.records,
+            "events": loaded.events.len(),
+        });
+        let index = Index::build(loaded.events, &keys, window);
+        Ok(Arc::new(State {
+            index,
+            policy: Policy {
+                compromised_at: self.config.compromised_at,
+                allowed: self.config.allowed.clone(),
+                keys,
+            },
+            warnings,
+            searched,
+        }))
+    }
+
+    async fn commit(&self, sha: &str) -> Option<git::Commit> {
+        let dir = self.config.git_dir.as_ref()?;
+        if let Some(c) = self.commits.lock().await.get(sha) {
+            return Some(c.clone());
+        }
+        let c = git::lookup(dir, sha).await;
+        self.commits.lock().await.insert(sha.to_string(), c.clone());
+        Some(c)
+    }
+
+    /// ECR's `imagePushedAt` for the image.
+    async fn pushed_at(
+        &self,
+        account: &str,
+        region: &str,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<DateTime<Utc>>, String> {
+        let client = {
+            let mut clients = self.ecr.lock().await;
+            match clients.get(region) {
+                Some(c) => c.clone(),
+                None => {
+                    let config = crate::aws::sdk_config(Some(region)).await;
+                    let c = aws_sdk_ecr::Client::new(&config);
+                    clients.insert(region.to_string(), c.clone());
+                    c
+                }
+            }
+        };
+        let id = aws_sdk_ecr::types::ImageIdentifier::builder()
+            .image_digest(digest)
+            .build();
+        let out = client
+            .describe_images()
+            .registry_id(account)
+            .repository_name(repository)
+            .image_ids(id)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "ECR DescribeImages {repository}@{digest}: {}",
+                    aws_smithy_types::error::display::DisplayErrorContext(&e)
+                )
+            })?;
+        Ok(out
+            .image_details()
+            .first()
+            .and_then(|d| d.image_pushed_at())
+            .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())))
+    }
+
+    async fn join_record(&self, rec: &mut Record) -> Result<Done, Error> {
+        let state = self.state().await?;
+        let ix = &state.index;
+        let digest = get_str(rec, "digest")
+            .filter(|d| event::sig_tag(d).is_some())
+            .ok_or_else(|| {
+                Error::new(
+                    "no_digest",
+                    "record has no sha256 digest: run digest-of first",
+                )
+            })?
+            .to_string();
+        let repository = get_str(rec, "repository")
+            .ok_or_else(|| {
+                Error::new(
+                    "no_repository",
+                    "record has no repository: run digest-of first",
+                )
+            })?
+            .to_string();
+        let registry = get_str(rec, "registry").unwrap_or_default().to_string();
+        let ecr = ecr_target(&registry);
+        let account = ecr
+            .as_ref()
+            .map(|t| t.0.clone())
+            .or_else(|| {
+                rec.get("ecr")
+                    .and_then(|e| e.get("registry_id"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .or(self.config.account.clone());
+        let region = ecr
+            .as_ref()
+            .map(|t| t.1.clone())
+            .or(self.config.region.clone());
+        let attached_repo = rec
+            .get("attached")
+            .and_then(|a| a.get("repository"))
+            .and_then(Value::as_str)
+            .map(|r| {
+                r.strip_prefix(&format!("{registry}/"))
+                    .unwrap_or(r)
+                    .to_string()
+            });
+        let signature_repository = self
+            .config
+            .signature_repo
+            .clone()
+            .or(attached_repo)
+            .unwrap_or_else(|| repository.clone());
+        let mut record_keys = Vec::new();
+        let kms = rec.get("kms");
+        if let Some(arn) = kms.and_then(|k| k.get("key_arn")).and_then(Value::as_str) {
+            record_keys.extend(KeySpec::parse(arn).ok());
+        }
+        if let Some(k) = get_str(rec, "key").filter(|k| k.starts_with("awskms://")) {
+            record_keys.extend(KeySpec::parse(k).ok());
+        }
+        let verified = rec.get("verification").map(claimed_signatures);
+        let img = Image {
+            digest: digest.clone(),
+            repository: repository.clone(),
+            account: account.clone(),
+            region: region.clone(),
+            signature_repository,
+            verified,
+            own_signature: get_str(rec, "signature").map(str::to_string),
+            own_request_id: kms
+                .and_then(|k| k.get("request_id"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            own_manifest_digest: rec
+                .get("attached")
+                .and_then(|a| a.get("manifest_digest"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            keys: record_keys,
+        };
+        let joined = join::join(ix, &state.policy, &img);
+        let mut warnings: Vec<String> = state.warnings.clone();
+        let mut reasons = joined.reasons.clone();
+
+        // When the image was pushed: ECR's own record, else the first PutImage event.
+        let mut extra_events: Vec<(Option<DateTime<Utc>>, Value)> = Vec::new();
+        let mut pushed_at = None;
+        let mut pushed_at_source = None;
+        if let Some(t) = rec
+            .get("ecr")
+            .and_then(|e| e.get("pushed_at"))
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        {
+            pushed_at = Some(t.with_timezone(&Utc));
+            pushed_at_source = Some("ecr.pushed_at");
+        } else if let (Some((acct, reg)), true) = (&ecr, self.config.describe_images) {
+            match self.pushed_at(acct, reg, &repository, &digest).await {
+                Ok(Some(t)) => {
+                    pushed_at = Some(t);
+                    pushed_at_source = Some("ecr DescribeImages");
+                }
+                Ok(None) => {}
+                Err(e) => warnings.push(e),
+            }
+        }
+        if let Some(t) = pushed_at {
+            extra_events.push((
+                Some(t),
+                json!({"what": "image_pushed_at", "time": fmt(t), "source": "ecr.amazonaws.com",
+                       "name": "DescribeImages", "repository": repository, "digest": digest}),
+            ));
+        } else if let Some(&first) = joined.image_pushes.first() {
+            pushed_at = ix.events[first].time;
+            pushed_at_source = Some("cloudtrail PutImage");
+        }
+
+        // Commit and CI run from the payload annotations.
+        let ann = annotations(rec);
+        let mut commit_json = Value::Null;
+        let mut commit_time = None;
+        if let Some((key, sha)) = COMMIT_KEYS
+            .iter()
+            .find_map(|k| ann.get(*k).map(|v| (*k, v.clone())))
+        {
+            let mut c = json!({"sha": sha, "annotation": key});
+            if let Some(found) = self.commit(&sha).await {
+                c = found.to_json();
+                c["annotation"] = key.into();
+                if !found.exists {
+                    reasons.push(format!(
+                        "note: commit {sha} (annotation {key}) is not in the git repository"
+                    ));
+                }
+                if let Some(t) = found
+                    .time
+                    .as_deref()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                {
+                    let t = t.with_timezone(&Utc);
+                    commit_time = Some(t);
+                    extra_events.push((
+                        Some(t),
+                        json!({"what": "commit", "time": fmt(t), "source": "git", "name": "commit",
+                               "sha": found.sha, "author": found.author, "subject": found.subject}),
+                    ));
+                }
+            }
+            commit_json = c;
+        }
+        let mut ci = Map::new();
+        for (field, keys) in CI_KEYS {
+            if let Some(v) = keys.iter().find_map(|k| ann.get(*k)) {
+                ci.insert((*field).into(), v.clone().into());
+            }
+        }
+        if let (Some(repo), Some(run)) = (
+            ci.get("repository").and_then(Value::as_str),
+            ci.get("run_id").and_then(Value::as_str),
+        ) {
+            let server = ci
+                .get("server_url")
+                .and_then(Value::as_str)
+                .unwrap_or("https://github.com");
+            let url = format!("{server}/{repo}/actions/runs/{run}");
+            ci.insert("url".into(), url.into());
+        }
+        // The OIDC subject of the signer against the CI run the payload names.
+        for s in &joined.signatures {
+            let subject = s
+                .role
+                .and_then(|r| ix.events[r].as_assume_role())
+                .and_then(|a| a.subject.as_deref());
+            if let (Some(sub), Some(repo)) = (subject, ci.get("repository").and_then(Value::as_str))
+            {
+                if sub.starts_with("repo:") && !sub.starts_with(&format!("repo:{repo}:")) {
+                    reasons.push(format!(
+                        "note: signature {} was signed from {sub}, but the payload names the repository {repo}",
+                        s.index.unwrap_or(0)
+                    ));
+                }
+            }
+        }
+
+        let mut events = join::events_json(ix, &joined);
+        events.extend(extra_events);
+        events.sort_by_key(|(t, _)| *t);
+
+        let mut trail = Map::new();
+        trail.insert("verdict".into(), joined.verdict.as_str().into());
+        trail.insert("reasons".into(), json!(reasons));
+        trail.insert(
+            "signatures".into(),
+            Value::Array(
+                joined
+                    .signatures
+                    .iter()
+                    .map(|s| join::signature_json(ix, s, state.policy.compromised_at))
+                    .collect(),
+            ),
+        );
+        if let Some(t) = pushed_at {
+            trail.insert("image_pushed_at".into(), fmt(t).into());
+            trail.insert(
+                "image_pushed_at_source".into(),
+                pushed_at_source.unwrap_or_default().into(),
+            );
+        }
+        if let Some(c) = state.policy.compromised_at {
+            trail.insert("compromised_at".into(), fmt(c).into());
+        }
+        if !commit_json.is_null() {
+            trail.insert("commit".into(), commit_json);
+        }
+        if !ci.is_empty() {
+            trail.insert("ci".into(), Value::Object(ci));
+        }
+        trail.insert(
+            "events".into(),
+            Value::Array(events.iter().map(|(_, v)| v.clone()).collect()),
+        );
+        trail.insert("searched".into(), state.searched.clone());
+        if !warnings.is_empty() {
+            trail.insert("warnings".into(), json!(warnings));
+        }
+
+        if let Some(path) = &self.config.timeline {
+            let picture = picture(
+                ix,
+                &joined,
+                &img,
+                &registry,
+                commit_time,
+                pushed_at,
+                &state.policy,
+            );
+            self.draw(path, picture).map_err(|e| {
+                Error::new("timeline", format!("cannot write {}: {e}", path.display()))
+            })?;
+        }
+        rec.insert("trail".into(), Value::Object(trail));
+        Ok(match joined.verdict {
+            Verdict::Trusted => Done::ok(),
+            v => Done::failed(v.as_str()),
+        })
+    }
+
+    /// Adds (or replaces) an image's picture and rewrites the timeline file.
+    fn draw(&self, path: &std::path::Path, picture: timeline::Picture) -> std::io::Result<()> {
+        let mut pictures = self
+            .pictures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = picture.title.clone();
+        match pictures.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = picture,
+            None => pictures.push((key, picture)),
+        }
+        let all: Vec<timeline::Picture> = pictures.iter().map(|(_, p)| p.clone()).collect();
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, timeline::render(path, &all))?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+fn fmt(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+impl Tool for TrailFor {
+    const NAME: &'static str = "trail-for";
+    const DEFAULT_JOBS: u16 = 8;
+
+    async fn process(&self, rec: &mut Record) -> Result<Done, Error> {
+        if self.config.key_usage {
+            // The records came from `generate`; only the verdict remains.
+            return Ok(if rec.get("orphan") == Some(&Value::Bool(true)) {
+                Done::failed("orphan")
+            } else {
+                Done::ok()
+            });
+        }
+        self.join_record(rec).await
+    }
+
+    async fn generate(&self) -> Result<Option<Vec<Record>>, Error> {
+        if !self.config.key_usage {
+            return Ok(None);
+        }
+        let state = self.state().await?;
+        let mut records = usage::key_usage(&state.index, &state.policy.keys, &self.config.range);
+        if !state.warnings.is_empty() {
+            for r in &mut records {
+                if let Some(Value::Object(t)) = r.get_mut("trail") {
+                    t.insert("warnings".into(), json!(state.warnings));
+                }
+            }
+        }
+        Ok(Some(records))
+    }
+}
+
+/// The signatures `check-sig` accepted: `verification.signatures[i]` with `verified: true`.
+///
+/// Read per entry: `signature` (base64), `layer_digest` / `digest` (the payload blob), `key`
+/// (an `awskms://` reference) and `index` (else the position: check-sig lists one entry per
+/// layer, in layer order).
+fn claimed_signatures(verification: &Value) -> Vec<Claimed> {
+    let Some(list) = verification.get("signatures").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    list.iter()
+        .enumerate()
+        .filter(|(_, s)| s.get("verified") == Some(&Value::Bool(true)))
+        .map(|(i, s)| {
+            let text = |k: &str| s.get(k).and_then(Value::as_str).map(str::to_string);
+            Claimed {
+                index: Some(
+                    s.get("index")
+                        .and_then(Value::as_u64)
+                        .map_or(i, |n| n as usize),
+                ),
+                signature: text("signature"),
+                layer_digest: text("layer_digest")
+                    .or_else(|| text("blob_digest"))
+                    .or_else(|| text("digest")),
+                keys: text("key")
+                    .filter(|k| k.starts_with("awskms://"))
+                    .and_then(|k| KeySpec::parse(&k).ok())
+                    .into_iter()
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// String annotations of the payload: from the record's own `payload`, then from each accepted
+/// signature's claims (`annotations`, `optional`, `claims.optional`, `payload.optional`).
+fn annotations(rec: &Record) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut take = |v: Option<&Value>| {
+        if let Some(map) = v.and_then(Value::as_object) {
+            for (k, v) in map {
+                if let Some(s) = v.as_str() {
+                    out.entry(k.clone()).or_insert_with(|| s.to_string());
+                }
+            }
+        }
+    };
+    if let Some(payload) = get_str(rec, "payload") {
+        if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(payload) {
+            if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+                take(v.get("optional"));
+            }
+        }
+    }
+    let sigs = rec
+        .get("verification")
+        .and_then(|v| v.get("signatures"))
+        .and_then(Value::as_array);
+    for s in sigs.into_iter().flatten() {
+        if s.get("verified") != Some(&Value::Bool(true)) {
+            continue;
+        }
+        take(s.get("annotations"));
+        take(s.get("optional"));
+        take(s.get("claims").and_then(|c| c.get("optional")));
+        take(s.get("payload").and_then(|c| c.get("optional")));
+    }
+    out
+}
+
+/// ECR registry aliases from `SIGTRAIL_ECR_ALIASES` (`HOST=ACCT.dkr.ecr.REGION.amazonaws.com`,
+/// comma-separated): a local registry standing for an ECR registry.
+fn aliases() -> &'static HashMap<String, String> {
+    static ALIASES: OnceLock<HashMap<String, String>> = OnceLock::new();
+    ALIASES.get_or_init(|| {
+        std::env::var("SIGTRAIL_ECR_ALIASES")
+            .unwrap_or_default()
+            .split([',', ' ', '\n'])
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(h, t)| (h.trim().to_string(), t.trim().to_string()))
+            .collect()
+    })
+}
+
+/// (account, region) of an ECR registry host (or of the ECR registry an alias stands for).
+pub fn ecr_target(host: &str) -> Option<(String, String)> {
+    let host = aliases().get(host).map(String::as_str).unwrap_or(host);
+    let (account, rest) = host.split_once(".dkr.ecr")?;
+    let rest = rest.strip_prefix("-fips").unwrap_or(rest);
+    let region = rest.strip_prefix('.')?.split_once(".amazonaws.com")?.0;
+    let ok = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    (ok && !region.is_empty() && !region.contains('.'))
+        .then(|| (account.to_string(), region.to_string()))
+}
+
+/// The timeline picture of one joined image.
+fn picture(
+    ix: &Index,
+    joined: &join::Joined,
+    img: &Image,
+    registry: &str,
+    commit_time: Option<DateTime<Utc>>,
+    pushed_at: Option<DateTime<Utc>>,
+    policy: &Policy,
+) -> timeline::Picture {
+    use timeline::Mark;
+    let mut marks = Vec::new();
+    let mut links = Vec::new();
+    if let Some(t) = commit_time {
+        marks.push(Mark {
+            time: t,
+            lane: 0,
+            label: "commit".into(),
+            detail: format!("commit at {}", fmt(t)),
+            state: "info",
+        });
+    }
+    let mut roles = Vec::new();
+    for s in &joined.signatures {
+        if let Some(r) = s.role {
+            if !roles.contains(&r) {
+                roles.push(r);
+            }
+        }
+    }
+    for r in roles {
+        let e = &ix.events[r];
+        if let (Some(t), Some(a)) = (e.time, e.as_assume_role()) {
+            marks.push(Mark {
+                time: t,
+                lane: 1,
+                label: a.session_name.clone().unwrap_or_else(|| "role".into()),
+                detail: format!(
+                    "{} {} {}\nsubject {}\nrole {}",
+                    e.name,
+                    fmt(t),
+                    e.id.as_deref().unwrap_or(""),
+                    a.subject.as_deref().unwrap_or("-"),
+                    a.role_arn.as_deref().unwrap_or("-")
+                ),
+                state: "info",
+            });
+        }
+    }
+    for &i in &joined.image_pushes {
+        let e = &ix.events[i];
+        if let (Some(t), Some(p)) = (e.time, e.as_put_image()) {
+            marks.push(Mark {
+                time: t,
+                lane: 2,
+                label: format!("PutImage {}", p.tag.as_deref().unwrap_or("")),
+                detail: format!(
+                    "PutImage {} by {} ({})",
+                    fmt(t),
+                    e.principal.display().unwrap_or("?"),
+                    e.id.as_deref().unwrap_or("")
+                ),
+                state: "info",
+            });
+        }
+    }
+    if joined.image_pushes.is_empty() {
+        if let Some(t) = pushed_at {
+            marks.push(Mark {
+                time: t,
+                lane: 2,
+                label: "pushed".into(),
+                detail: format!("ECR imagePushedAt {}", fmt(t)),
+                state: "info",
+            });
+        }
+    }
+    let mut pushes_drawn: HashMap<usize, usize> = HashMap::new();
+    for s in &joined.signatures {
+        let n = s.index.unwrap_or(0);
+        let state = s.verdict.as_str();
+        let mut sign_mark = None;
+        if let Some(i) = s.sign {
+            let e = &ix.events[i];
+            if let Some(t) = e.time {
+                sign_mark = Some(marks.len());
+                marks.push(Mark {
+                    time: t,
+                    lane: 3,
+                    label: format!("sig {n}"),
+                    detail: format!(
+                        "KMS Sign {} by {}\nevent {} request {}\n{}",
+                        fmt(t),
+                        e.principal.display().unwrap_or("?"),
+                        e.id.as_deref().unwrap_or("-"),
+                        e.request_id.as_deref().unwrap_or("-"),
+                        state
+                    ),
+                    state,
+                });
+            }
+        }
+        if let Some(intro) = s.intro {
+            let push = ix.intros[intro].push;
+            let mark = match pushes_drawn.get(&push) {
+                Some(m) => Some(*m),
+                None => {
+                    let e = &ix.events[push];
+                    e.time.map(|t| {
+                        marks.push(Mark {
+                            time: t,
+                            lane: 4,
+                            label: format!("sig {n}"),
+                            detail: format!(
+                                "PutImage {} {} by {} ({})",
+                                e.as_put_image()
+                                    .and_then(|p| p.tag.as_deref())
+                                    .unwrap_or(""),
+                                fmt(t),
+                                e.principal.display().unwrap_or("?"),
+                                e.id.as_deref().unwrap_or("")
+                            ),
+                            state,
+                        });
+                        pushes_drawn.insert(push, marks.len() - 1);
+                        marks.len() - 1
+                    })
+                }
+            };
+            if let (Some(a), Some(b)) = (sign_mark, mark) {
+                links.push((a, b));
+            }
+        }
+    }
+    let short = img.digest.get(..19).unwrap_or(&img.digest);
+    let who = if registry.is_empty() {
+        img.repository.clone()
+    } else {
+        format!("{registry}/{}", img.repository)
+    };
+    timeline::Picture {
+        title: format!("{who}@{short}…"),
+        subtitle: format!(
+            "{}: {}",
+            joined.verdict.as_str(),
+            joined.reasons.first().map(String::as_str).unwrap_or("")
+        ),
+        marks,
+        links,
+        compromised_at: policy.compromised_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecr_hosts() {
+        assert_eq!(
+            ecr_target("123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+            Some(("123456789012".into(), "us-east-1".into()))
+        );
+        assert_eq!(
+            ecr_target("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com"),
+            Some(("123456789012".into(), "us-gov-west-1".into()))
+        );
+        assert_eq!(
+            ecr_target("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"),
+            Some(("123456789012".into(), "cn-north-1".into()))
+        );
+        assert_eq!(ecr_target("ghcr.io"), None);
+        assert_eq!(ecr_target("12.dkr.ecr.us-east-1.amazonaws.com"), None);
+    }
+
+    #[test]
+    fn record_fields() {
+        let payload = base64::engine::general_purpose::STANDARD.encode(
+            r#"{"critical":{},"optional":{"github.sha":"abc123","github.run_id":"7","n":1}}"#,
+        );
+        let rec: Record = serde_json::from_value(json!({
+            "payload": payload,
+            "verification": {"verified": true, "signatures": [
+                {"verified": false, "annotations": {"git_sha": "bad"}},
+                {"verified": true, "signature": "MEUC", "key": "awskms:///alias/cosign",
+                 "annotations": {"github.repository": "org/app", "github.sha": "other"}}
+            ]}
+        }))
+        .unwrap();
+        let ann = annotations(&rec);
+        assert_eq!(ann.get("github.sha").map(String::as_str), Some("abc123"));
+        assert_eq!(
+            ann.get("github.repository").map(String::as_str),
+            Some("org/app")
+        );
+        assert!(
+            !ann.contains_key("git_sha"),
+            "rejected signatures are not read"
+        );
+        assert!(!ann.contains_key("n"), "only string values");
+        let claimed = claimed_signatures(&rec["verification"]);
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].index, Some(1));
+        assert_eq!(claimed[0].signature.as_deref(), Some("MEUC"));
+        assert_eq!(claimed[0].keys[0].alias.as_deref(), Some("alias/cosign"));
+    }
+}
