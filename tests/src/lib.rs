@@ -291,3 +291,5 @@ pub fn kms_calls(key_id: &str) -> std::collections::BTreeMap<String, usize> {
     }
     counts
 }
+
+pub mod hostile;
