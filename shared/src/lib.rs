@@ -9,6 +9,7 @@ pub mod harness;
 pub mod payload;
 pub mod record;
 pub mod trail;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use record::Record;
