@@ -23,7 +23,6 @@
 //! ([`Failure::cosign_exit_code`]).
 
 pub mod cosign_output;
-mod crypto_shim;
 pub mod reference;
 pub mod tool;
 
@@ -34,8 +33,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+pub use crate::crypto::PublicKey;
 use crate::payload::{is_sha256_digest, Payload};
-pub use crypto_shim::PublicKey;
 
 pub use crate::payload::MAX_PAYLOAD_BYTES;
 pub use reference::RefName;
@@ -338,17 +337,17 @@ impl Verification {
 /// multiple of 4, zero trailing bits, no whitespace. Go's `base64.StdEncoding` (cosign,
 /// containers/image) rejects everything this rejects except whitespace and trailing bits.
 pub fn decode_base64_strict(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 4 != 0 {
-        return Err(format!(
-            "base64 length {} is not a multiple of 4 (truncated or extra padding)",
-            s.len()
-        ));
-    }
     if let Some(c) = s
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=')))
     {
         return Err(format!("invalid base64 character {c:?}"));
+    }
+    if !s.len().is_multiple_of(4) {
+        return Err(format!(
+            "base64 length {} is not a multiple of 4 (truncated or extra padding)",
+            s.len()
+        ));
     }
     base64::engine::general_purpose::STANDARD
         .decode(s)
@@ -427,17 +426,21 @@ pub fn verify_layer(
     if sig.is_empty() {
         return result.fail(Check::Signature, "signature is empty");
     }
+    let mut errors = Vec::new();
     let Some((key, algorithm)) = keys
         .iter()
-        .find_map(|k| k.key.verify(blob, &sig, None).ok().map(|alg| (k, alg)))
+        .find_map(|k| match k.key.verify(blob, &sig, None) {
+            Ok(alg) => Some((k, alg)),
+            Err(e) => {
+                errors.push(e.message);
+                None
+            }
+        })
     else {
-        let reason = match keys {
-            [k] => format!(
-                "signature does not verify with the trusted key {}",
-                k.source
-            ),
+        let reason = match errors.as_slice() {
+            [one] => one.clone(),
             _ => format!(
-                "signature does not verify with any of the {} trusted keys",
+                "the signature does not verify with any of the {} trusted keys",
                 keys.len()
             ),
         };

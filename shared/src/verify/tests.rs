@@ -75,7 +75,7 @@ fn a_good_signature_verifies_and_reports_claims() {
     let v = verify_layers(
         &[layer],
         &subject("reg.io/app:v1"),
-        &[s.trusted.clone()],
+        std::slice::from_ref(&s.trusted),
         &policy,
     );
     assert!(v.verified);
