@@ -3,11 +3,15 @@
 
 pub mod aws;
 pub mod crypto;
+pub mod ecr;
 pub mod error;
 pub mod filter;
 pub mod harness;
 pub mod payload;
 pub mod record;
+pub mod reference;
+pub mod registry;
+pub mod resolve;
 pub mod trail;
 pub mod verify;
 

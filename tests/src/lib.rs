@@ -21,6 +21,8 @@
 //!
 //! The servers are shared by every test, so tests use their own names: [`unique`].
 
+pub mod fake_http;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
