@@ -221,3 +221,29 @@ fn repo_root() -> PathBuf {
         .expect("xtask lives one level below the repository root")
         .to_path_buf()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test_args(argv: &[&str]) -> Vec<String> {
+        let cli = Cli::try_parse_from(argv).expect("parses");
+        let Task::Test { args } = cli.task else {
+            panic!("not the test task")
+        };
+        args
+    }
+
+    #[test]
+    fn test_passes_its_arguments_through_verbatim() {
+        assert_eq!(
+            test_args(&["xtask", "test", "env_smoke", "--", "--nocapture"]),
+            ["env_smoke", "--", "--nocapture"]
+        );
+        assert_eq!(
+            test_args(&["xtask", "test", "--test", "env_smoke"]),
+            ["--test", "env_smoke"]
+        );
+        assert!(test_args(&["xtask", "test"]).is_empty());
+    }
+}
