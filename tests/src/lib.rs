@@ -12,7 +12,10 @@
 //! | `SIGTRAIL_AUTH_DOCKER_CONFIG` | a directory with a docker `config.json` holding them |
 //! | `AWS_ENDPOINT_URL` | moto (`scripts/moto_server.py`: KMS DIGEST fix, LookupEvents stand-in) |
 //! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION` | `testing`, `testing`, `us-east-1` |
+//! | `AWS_DEFAULT_REGION` | `us-east-1` too: boto3 reads this one, not `AWS_REGION` |
 //! | `SIGTRAIL_SKOPEO` | skopeo 1.18 (sigstore enabled) |
+//! | `SIGTRAIL_SKOPEO_REGISTRIES_D` | `--registries.d` turning on sigstore attachments for both registries |
+//! | `SIGTRAIL_SKOPEO_POLICY_ACCEPT` | a `--policy` accepting anything (for pushing) |
 //! | `SIGTRAIL_SRS_VERIFY`, `SIGTRAIL_SRS_SIGN` | the sigstore-rs 0.15 harness |
 //! | `SIGTRAIL_PYTHON` | the venv's python (boto3, cryptography, pynacl) |
 //! | `SIGTRAIL_SCRIPTS` | the repository's `scripts/` |
@@ -51,6 +54,8 @@ pub struct Env {
     pub auth_docker_config: PathBuf,
     pub aws_endpoint: String,
     pub skopeo: PathBuf,
+    pub skopeo_registries_d: PathBuf,
+    pub skopeo_policy_accept: PathBuf,
     pub srs_verify: PathBuf,
     pub srs_sign: PathBuf,
     pub python: PathBuf,
@@ -69,6 +74,8 @@ pub fn env() -> &'static Env {
         auth_docker_config: var("SIGTRAIL_AUTH_DOCKER_CONFIG").into(),
         aws_endpoint: var("AWS_ENDPOINT_URL"),
         skopeo: var("SIGTRAIL_SKOPEO").into(),
+        skopeo_registries_d: var("SIGTRAIL_SKOPEO_REGISTRIES_D").into(),
+        skopeo_policy_accept: var("SIGTRAIL_SKOPEO_POLICY_ACCEPT").into(),
         srs_verify: var("SIGTRAIL_SRS_VERIFY").into(),
         srs_sign: var("SIGTRAIL_SRS_SIGN").into(),
         python: var("SIGTRAIL_PYTHON").into(),

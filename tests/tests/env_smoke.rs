@@ -314,11 +314,10 @@ fn sigstore_rs_and_skopeo_agree_on_a_signature() {
         std::fs::write(&policy_path, policy.to_string()).unwrap();
         let out = dir.path().join("copy");
         let _ = std::fs::remove_dir_all(&out);
-        let registries_d = e.env_dir.join("registries.d");
         run(
             Command::new(&e.skopeo)
                 .arg("--registries.d")
-                .arg(registries_d)
+                .arg(&e.skopeo_registries_d)
                 .arg("--policy")
                 .arg(&policy_path)
                 .args([
