@@ -274,9 +274,13 @@ fn write_lookup_events(records: &[serde_json::Value]) {
     std::fs::rename(&tmp, path).expect("rename lookup events");
 }
 
-/// The `../shared` folder beside the repository (vectors, CloudTrail samples).
+/// The `../shared` folder beside the repository (vectors, CloudTrail samples), or
+/// `$SIGTRAIL_SHARED` when set (for a checkout that does not sit beside it, e.g. a worktree).
 pub fn shared_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
+    let dir = match std::env::var_os("SIGTRAIL_SHARED").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+    };
     assert!(
         dir.join("vectors").is_dir(),
         "{} has no vectors/: the shared folder must sit beside the repository",
