@@ -97,6 +97,32 @@ fn never_makes_a_payload_without_a_digest() {
         .ends_with(r#""optional":{"note":"a,b=c"}}"#));
 }
 
+/// Without digest-of's fields, the identity comes from `image` as cosign names it: registry host
+/// and repository, no tag, Docker Hub names expanded.
+#[test]
+fn identity_from_image_reference() {
+    let d = "sha256:634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00";
+    let input = format!(
+        "{{\"image\":\"busybox:1.36\",\"digest\":\"{d}\"}}\n{{\"image\":\"127.0.0.1:5000/team/app:v1@{d}\",\"digest\":\"{d}\"}}\n{{\"image\":\"../etc\",\"digest\":\"{d}\"}}\n"
+    );
+    let out = run(&mut tool("payload-for"), input.as_bytes());
+    let recs = records(&out.stdout);
+    let identity = |r: &Value| {
+        let p = base64::engine::general_purpose::STANDARD
+            .decode(r["payload"].as_str().unwrap())
+            .unwrap();
+        let doc: Value = serde_json::from_slice(&p).unwrap();
+        doc["critical"]["identity"]["docker-reference"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(identity(&recs[0]), "index.docker.io/library/busybox");
+    assert_eq!(identity(&recs[1]), "127.0.0.1:5000/team/app");
+    assert_eq!(recs[2]["error"]["kind"], "bad_reference");
+    assert_eq!(out.status.code(), Some(1));
+}
+
 #[test]
 fn bad_flags_are_usage_errors() {
     let out = run(tool("payload-for").args(["-a", "novalue", "x"]), b"");

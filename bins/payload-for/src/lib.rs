@@ -15,6 +15,7 @@ use serde_json::Value;
 use sigtrail::harness::{Common, Done, Tool};
 use sigtrail::payload::{is_sha256_digest, Payload};
 use sigtrail::record::{get_str, Record};
+use sigtrail::reference::ImageRef;
 use sigtrail::Error;
 
 /// The GitHub Actions context `--github` adds, as (annotation key, environment variable).
@@ -117,8 +118,11 @@ fn identity(rec: &Record) -> Result<String, Error> {
     {
         return Ok(format!("{registry}/{repository}"));
     }
-    Err(Error::new(
-        "no_reference",
-        "record has no registry and repository; resolve it first with digest-of",
-    ))
+    match get_str(rec, "image") {
+        Some(image) => Ok(ImageRef::parse(image)?.name()),
+        None => Err(Error::new(
+            "no_reference",
+            "record has neither registry + repository nor image; resolve it first with digest-of",
+        )),
+    }
 }
