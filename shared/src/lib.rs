@@ -7,6 +7,7 @@ pub mod ecr;
 pub mod error;
 pub mod filter;
 pub mod harness;
+pub mod kms;
 pub mod payload;
 pub mod record;
 pub mod reference;
