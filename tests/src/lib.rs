@@ -25,6 +25,7 @@
 //! The servers are shared by every test, so tests use their own names: [`unique`].
 
 pub mod fake_http;
+pub mod kms;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
