@@ -26,6 +26,7 @@
 
 pub mod fake_http;
 pub mod kms;
+pub mod trail;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -32,6 +32,8 @@ const APT_PACKAGES: &[&str] = &[
     "python3-venv",
     "libgpgme11",
     "libsqlite3-0",
+    // trail-for's timeline test renders the page in headless Chromium
+    "chromium",
 ];
 
 const SKOPEO_VERSION: &str = "1.18.";

@@ -101,9 +101,9 @@ pub fn svg(p: &Picture) -> String {
             (now, now)
         }
     };
-    if hi - lo < Duration::seconds(60) {
-        lo -= Duration::seconds(30);
-        hi += Duration::seconds(30);
+    if hi - lo < Duration::seconds(20) {
+        lo -= Duration::seconds(10);
+        hi += Duration::seconds(10);
     }
     let pad = (hi - lo) / 20;
     let (lo, hi) = (lo - pad, hi + pad);

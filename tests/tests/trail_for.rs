@@ -1,0 +1,708 @@
+//! `trail-for` end to end: real STS, KMS and ECR calls against the AWS emulator, their CloudTrail
+//! records in log files (a directory, the emulator's S3) and behind `LookupEvents`, then the
+//! verdicts, orphans, scoping, malformed files and speed.
+//!
+//! moto records no CloudTrail events and has no `LookupEvents`: the tests write the records of
+//! the calls they really made (request ids and times as the emulator returned them; see
+//! `sigtrail_tests::trail`), and `LookupEvents` is the environment's stand-in that answers from
+//! the records a test gives it (`scripts/moto_server.py`). The signing tools (`kms-sign`,
+//! `attach-sig`) are not used yet: the tests call KMS `Sign` and ECR `PutImage` themselves, the
+//! way those tools do.
+
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{json, Value};
+use sigtrail_tests::trail::{
+    image_manifest, payload, sha256, sig_tag, signature_manifest, write_gz, write_log_files, Aws,
+    Call, Session, Trail, ACCOUNT, ECR_HOST, REGION,
+};
+use sigtrail_tests::{kms_create_key, run, tool, unique, LookupEvents};
+
+const SUBJECT: &str = "repo:acme/app:ref:refs/heads/main";
+
+fn records(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs trail-for with `args` on one input record; returns its output records and status.
+fn trail_for(args: &[&str], input: &Value) -> (Vec<Value>, Output) {
+    let out = run(
+        tool("trail-for").args(args),
+        format!("{input}\n").as_bytes(),
+    );
+    (records(&out), out)
+}
+
+fn today() -> String {
+    // The calls were just made; one day back covers a run across midnight.
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", "yesterday", "+%Y-%m-%d"])
+        .output()
+        .expect("date");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Sleeps until the wall clock is in a new second, then one more: CloudTrail times have
+/// second precision, and some tests need calls on either side of a time.
+fn next_second() -> String {
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .expect("date");
+    let t = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    std::thread::sleep(Duration::from_millis(1100));
+    t
+}
+
+/// A CI run that pushes an image and signs it twice (the second signature after `compromise`).
+struct Run {
+    trail: Trail,
+    key: String,
+    repo: String,
+    digest: String,
+    session: Session,
+    image_push: Call,
+    signs: Vec<Call>,
+    sig_pushes: Vec<Call>,
+    signatures: Vec<String>,
+    payloads: Vec<Vec<u8>>,
+    compromise: String,
+}
+
+impl Run {
+    fn image(&self) -> Value {
+        json!({"image": format!("{ECR_HOST}/{}:v1", self.repo), "registry": ECR_HOST,
+               "repository": self.repo, "digest": self.digest})
+    }
+}
+
+/// Signs one more layer onto the image's `.sig` tag: KMS Sign of sha256(payload), then the
+/// PutImage of the manifest with every layer so far (cosign appends).
+fn sign_and_push(aws: &mut Aws, run: &mut Run, session: &Session, annotation: &str) {
+    let reference = format!("{ECR_HOST}/{}", run.repo);
+    let p = payload(
+        &reference,
+        &run.digest,
+        &[
+            ("github.sha", annotation),
+            ("github.repository", "acme/app"),
+            ("github.run_id", "4242"),
+        ],
+    );
+    let sign = run.trail.sign(aws, session, &run.key, &sha256(&p));
+    let sig = sign.answer["signature"].as_str().unwrap().to_string();
+    run.payloads.push(p);
+    run.signatures.push(sig);
+    let layers: Vec<(Vec<u8>, String)> = run
+        .payloads
+        .iter()
+        .cloned()
+        .zip(run.signatures.iter().cloned())
+        .collect();
+    let push = run.trail.put_image(
+        aws,
+        session,
+        &run.repo,
+        &sig_tag(&run.digest),
+        &signature_manifest(&layers),
+    );
+    run.signs.push(sign);
+    run.sig_pushes.push(push);
+}
+
+fn signing_run(aws: &mut Aws, key_alias: &str) -> Run {
+    let key = kms_create_key("ECC_NIST_P256", key_alias);
+    let repo = unique("trail-app");
+    let mut trail = Trail::default();
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/{}", unique("ci"));
+    let (session, _) = trail.assume(aws, &role, SUBJECT);
+    let manifest = image_manifest(&unique("content"));
+    let image_push = trail.put_image(aws, &session, &repo, "v1", &manifest);
+    let digest = image_push.answer["digest"].as_str().unwrap().to_string();
+    let mut run = Run {
+        trail,
+        key,
+        repo,
+        digest,
+        session: session.clone(),
+        image_push,
+        signs: vec![],
+        sig_pushes: vec![],
+        signatures: vec![],
+        payloads: vec![],
+        compromise: String::new(),
+    };
+    sign_and_push(
+        aws,
+        &mut run,
+        &session,
+        "1111111111111111111111111111111111111111",
+    );
+    run.compromise = next_second();
+    sign_and_push(
+        aws,
+        &mut run,
+        &session,
+        "2222222222222222222222222222222222222222",
+    );
+    assert!(run.signs[0].time < run.compromise && run.compromise < run.signs[1].time);
+    run
+}
+
+fn check_trusted(r: &Value, run: &Run, what: &str) {
+    let t = &r["trail"];
+    assert_eq!(t["verdict"], "trusted", "{what}: {r:#}");
+    let sigs = t["signatures"].as_array().unwrap();
+    assert_eq!(sigs.len(), 2, "{what}");
+    for (i, s) in sigs.iter().enumerate() {
+        assert_eq!(
+            s["signed_at"],
+            run.signs[i].time.as_str(),
+            "{what}: signature {i}"
+        );
+        assert_eq!(
+            s["evidence"]["sign_request_id"],
+            run.signs[i].request_id.as_str(),
+            "{what}"
+        );
+        assert_eq!(
+            s["evidence"]["sign_event_id"],
+            run.signs[i].event_id.as_str(),
+            "{what}"
+        );
+        assert_eq!(
+            s["evidence"]["signature_push_event_id"],
+            run.sig_pushes[i].event_id.as_str(),
+            "{what}"
+        );
+        assert_eq!(s["evidence"]["key_arn"], run.key.as_str(), "{what}");
+        assert_eq!(
+            s["principal"],
+            run.session.assumed_role_arn.as_str(),
+            "{what}"
+        );
+        assert_eq!(s["subject"], SUBJECT, "{what}");
+        assert_eq!(s["verdict"], "trusted", "{what}");
+    }
+    let ids: Vec<&str> = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event_id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&run.image_push.event_id.as_str()),
+        "{what}: {ids:?}"
+    );
+}
+
+#[test]
+fn signing_run_is_trusted_from_files_s3_and_lookup_events() {
+    let mut aws = Aws::start();
+    let run = signing_run(&mut aws, &unique("alias/trail-a"));
+    let dir = tempfile::tempdir().unwrap();
+    run.trail.write(dir.path());
+    let bucket = unique("trail-logs");
+    let s3_root = tempfile::tempdir().unwrap();
+    run.trail.upload(&mut aws, s3_root.path(), &bucket);
+    let since = today();
+    let key = format!("awskms:///{}", run.key);
+
+    let local = dir.path().to_str().unwrap().to_string();
+    let s3 = format!("s3://{bucket}/AWSLogs/");
+    for source in [local.as_str(), s3.as_str(), &format!("s3://{bucket}")] {
+        let (out, o) = trail_for(
+            &["--cloudtrail", source, "--since", &since, "--key", &key],
+            &run.image(),
+        );
+        assert!(o.status.success(), "{source}: {}", stderr(&o));
+        check_trusted(&out[0], &run, source);
+        // ECR's own push time, from DescribeImages in the emulator.
+        assert_eq!(
+            out[0]["trail"]["image_pushed_at_source"], "ecr DescribeImages",
+            "{source}"
+        );
+    }
+
+    // LookupEvents: the environment's stand-in answers from the same records.
+    let _lookup = LookupEvents::set(&run.trail.records);
+    let (out, o) = trail_for(
+        &[
+            "--cloudtrail",
+            "lookup",
+            "--since",
+            &since,
+            "--key",
+            &key,
+            "--no-describe-images",
+        ],
+        &run.image(),
+    );
+    assert!(o.status.success(), "lookup: {}", stderr(&o));
+    check_trusted(&out[0], &run, "lookup");
+    assert_eq!(
+        out[0]["trail"]["image_pushed_at"],
+        run.image_push.time.as_str()
+    );
+
+    // Only CI of main may sign: allowed by subject, by role, and refused for another repository.
+    for (allowed, verdict) in [
+        ("repo:acme/app:ref:refs/heads/*", "trusted"),
+        (run.session.role_arn.as_str(), "trusted"),
+        ("repo:acme/other:*", "untrusted"),
+    ] {
+        let (out, o) = trail_for(
+            &[
+                "--cloudtrail",
+                &local,
+                "--key",
+                &key,
+                "--allowed-principal",
+                allowed,
+            ],
+            &run.image(),
+        );
+        assert_eq!(
+            out[0]["trail"]["verdict"],
+            verdict,
+            "{allowed}: {}",
+            stderr(&o)
+        );
+        assert_eq!(o.status.success(), verdict == "trusted");
+    }
+}
+
+#[test]
+fn compromise_splits_before_and_after_and_the_timeline_renders() {
+    let mut aws = Aws::start();
+    let run = signing_run(&mut aws, &unique("alias/trail-b"));
+    let dir = tempfile::tempdir().unwrap();
+    run.trail.write(dir.path());
+    let html = dir.path().join("timeline.html");
+    let (out, o) = trail_for(
+        &[
+            "--cloudtrail",
+            dir.path().to_str().unwrap(),
+            "--key",
+            &run.key,
+            "--compromised-at",
+            &run.compromise,
+            "--timeline",
+            html.to_str().unwrap(),
+        ],
+        &run.image(),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "an untrusted image fails: {}",
+        stderr(&o)
+    );
+    let t = &out[0]["trail"];
+    assert_eq!(t["verdict"], "untrusted", "{t:#}");
+    assert_eq!(t["signatures"][0]["compromise"], "before");
+    assert_eq!(t["signatures"][0]["verdict"], "trusted");
+    assert_eq!(t["signatures"][1]["compromise"], "after");
+    assert_eq!(t["signatures"][1]["verdict"], "untrusted");
+    assert_eq!(t["signatures"][1]["signed_at"], run.signs[1].time.as_str());
+    let reasons = t["reasons"].to_string();
+    assert!(reasons.contains("after the compromise"), "{reasons}");
+    assert!(stderr(&o).contains("untrusted"), "{}", stderr(&o));
+
+    // The picture: self-contained, and Chromium renders it.
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && page.contains("compromise") && !page.contains("<script"));
+    let png = dir.path().join("timeline.png");
+    let shot = std::process::Command::new("timeout")
+        .args([
+            "120",
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--screenshot={}", png.display()))
+        .arg("--window-size=1200,560")
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .expect("chromium (Debian's `chromium`; `cargo xtask install` installs it)");
+    let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size > 10_000,
+        "chromium wrote no screenshot: {}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    if let Ok(keep) = std::env::var("SIGTRAIL_KEEP_TIMELINE") {
+        std::fs::copy(&png, Path::new(&keep).join("timeline.png")).unwrap();
+        std::fs::copy(&html, Path::new(&keep).join("timeline.html")).unwrap();
+    }
+}
+
+#[test]
+fn a_kms_sign_record_is_matched_by_its_own_request_id() {
+    let mut aws = Aws::start();
+    let run = signing_run(&mut aws, &unique("alias/trail-c"));
+    let dir = tempfile::tempdir().unwrap();
+    run.trail.write(dir.path());
+    // The record as kms-sign and attach-sig leave it for the second signature.
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut rec = run.image();
+    rec["payload"] = b64.encode(&run.payloads[1]).into();
+    rec["signature"] = run.signatures[1].clone().into();
+    rec["key"] = format!("awskms:///{}", run.key).into();
+    rec["kms"] = json!({"key_arn": run.key, "request_id": run.signs[1].request_id, "time": run.signs[1].time});
+    rec["attached"] = json!({"repository": run.repo, "tag": sig_tag(&run.digest),
+                             "manifest_digest": run.sig_pushes[1].answer["digest"], "layers": 2});
+    let (out, o) = trail_for(&["--cloudtrail", dir.path().to_str().unwrap()], &rec);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t = &out[0]["trail"];
+    let sigs = t["signatures"].as_array().unwrap();
+    assert_eq!(sigs.len(), 1, "only the record's own signature: {t:#}");
+    assert_eq!(sigs[0]["evidence"]["sign_found_by"], "request_id");
+    assert_eq!(
+        sigs[0]["evidence"]["sign_request_id"],
+        run.signs[1].request_id.as_str()
+    );
+    assert_eq!(sigs[0]["signed_at"], run.signs[1].time.as_str());
+    assert_eq!(
+        sigs[0]["evidence"]["signature_push_event_id"],
+        run.sig_pushes[1].event_id.as_str()
+    );
+    // The annotations name the commit and the CI run.
+    assert_eq!(
+        t["commit"]["sha"],
+        "2222222222222222222222222222222222222222"
+    );
+    assert_eq!(
+        t["ci"]["url"],
+        "https://github.com/acme/app/actions/runs/4242"
+    );
+}
+
+#[test]
+fn unexplained_signature_and_orphan_sign() {
+    let mut aws = Aws::start();
+    let alias = unique("alias/trail-d");
+    let mut run = signing_run(&mut aws, &alias);
+    // Another image: its signature is pushed by the CI session, but the Sign behind it was
+    // made by a different session (no Sign by the pusher): unexplained. That other session's
+    // Sign explains no signature push: an orphan.
+    let (intruder, _) = run.trail.assume(
+        &mut aws,
+        &format!("arn:aws:iam::{ACCOUNT}:role/{}", unique("other")),
+        "repo:evil/fork:ref:refs/heads/x",
+    );
+    let other_push = run.trail.put_image(
+        &mut aws,
+        &run.session.clone(),
+        &run.repo,
+        "v2",
+        &image_manifest(&unique("content")),
+    );
+    let other_digest = other_push.answer["digest"].as_str().unwrap().to_string();
+    let p = payload(&format!("{ECR_HOST}/{}", run.repo), &other_digest, &[]);
+    let orphan = run.trail.sign(&mut aws, &intruder, &alias, &sha256(&p));
+    let sig = orphan.answer["signature"].as_str().unwrap().to_string();
+    let session = run.session.clone();
+    run.trail.put_image(
+        &mut aws,
+        &session,
+        &run.repo,
+        &sig_tag(&other_digest),
+        &signature_manifest(&[(p, sig)]),
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    run.trail.write(dir.path());
+    let src = dir.path().to_str().unwrap();
+    let image = json!({"registry": ECR_HOST, "repository": run.repo, "digest": other_digest});
+    let (out, o) = trail_for(&["--cloudtrail", src, "--key", &alias], &image);
+    assert_eq!(o.status.code(), Some(1));
+    let t = &out[0]["trail"];
+    assert_eq!(t["verdict"], "unexplained", "{t:#}");
+    assert_eq!(t["signatures"][0]["signed_at"], Value::Null);
+    assert!(
+        t["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("no KMS Sign event"),
+        "{t:#}"
+    );
+
+    // Key usage: the two CI signatures are accounted for; the intruder's Sign is an orphan.
+    let since = today();
+    let out = sigtrail_tests::run(
+        tool("trail-for").args([
+            "--key-usage",
+            "--key",
+            &format!("awskms:///{alias}"),
+            "--since",
+            &since,
+            "--cloudtrail",
+            src,
+        ]),
+        b"",
+    );
+    let recs = records(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an orphan fails: {}",
+        stderr(&out)
+    );
+    assert_eq!(recs.len(), 3, "{recs:#?}");
+    let by_request: Vec<(&str, bool)> = recs
+        .iter()
+        .map(|r| {
+            (
+                r["kms"]["request_id"].as_str().unwrap(),
+                r["orphan"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert!(by_request.contains(&(run.signs[0].request_id.as_str(), false)));
+    assert!(by_request.contains(&(run.signs[1].request_id.as_str(), false)));
+    assert!(by_request.contains(&(orphan.request_id.as_str(), true)));
+    let matched = recs
+        .iter()
+        .find(|r| r["kms"]["request_id"] == run.signs[0].request_id.as_str())
+        .unwrap();
+    assert_eq!(matched["digest"], run.digest.as_str());
+    assert_eq!(
+        matched["trail"]["signature_push"]["event_id"],
+        run.sig_pushes[0].event_id.as_str()
+    );
+    let lone = recs.iter().find(|r| r["orphan"] == true).unwrap();
+    assert_eq!(lone["kms"]["principal"], intruder.assumed_role_arn.as_str());
+    assert_eq!(lone["trail"]["subject"], "repo:evil/fork:ref:refs/heads/x");
+    assert!(stderr(&out).contains("orphan"), "{}", stderr(&out));
+}
+
+/// The run's records as another account, region, key or repository would log the same calls.
+fn decoys(records: &[Value], kind: &str, key: &str, repo: &str) -> Vec<Value> {
+    records
+        .iter()
+        .map(|r| {
+            let text = r.to_string();
+            let changed = match kind {
+                "account" => text.replace(ACCOUNT, "999999999999"),
+                "region" => text.replace(REGION, "eu-west-1"),
+                "key" => text.replace(key, &key.replace(&key[key.len() - 12..], "000000000000")),
+                "repository" => text.replace(repo, &format!("{repo}-other")),
+                _ => unreachable!(),
+            };
+            serde_json::from_str(&changed).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn another_account_region_key_or_repository_never_matches() {
+    let mut aws = Aws::start();
+    let run = signing_run(&mut aws, &unique("alias/trail-e"));
+    for kind in ["account", "region", "key", "repository"] {
+        let dir = tempfile::tempdir().unwrap();
+        write_log_files(
+            dir.path(),
+            &decoys(&run.trail.records, kind, &run.key, &run.repo),
+            kind,
+        );
+        let (out, o) = trail_for(
+            &[
+                "--cloudtrail",
+                dir.path().to_str().unwrap(),
+                "--key",
+                &run.key,
+                "--no-describe-images",
+            ],
+            &run.image(),
+        );
+        assert_eq!(o.status.code(), Some(1), "{kind}");
+        let t = &out[0]["trail"];
+        assert_eq!(t["verdict"], "unexplained", "{kind}: {t:#}");
+        let whats: Vec<&str> = t["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["what"].as_str())
+            .collect();
+        assert!(!whats.contains(&"kms_sign"), "{kind}: {whats:?}");
+        if kind != "key" {
+            assert!(whats.is_empty(), "{kind}: {whats:?}");
+        }
+        // The decoy trail still holds the (moved) events: they were read, not missed.
+        assert_eq!(t["searched"]["events"], run.trail.records.len(), "{kind}");
+    }
+    // And the genuine records do match.
+    let dir = tempfile::tempdir().unwrap();
+    run.trail.write(dir.path());
+    let (out, _) = trail_for(
+        &[
+            "--cloudtrail",
+            dir.path().to_str().unwrap(),
+            "--key",
+            &run.key,
+            "--no-describe-images",
+        ],
+        &run.image(),
+    );
+    assert_eq!(out[0]["trail"]["verdict"], "trusted");
+}
+
+/// `n` CloudTrail records of everyday API traffic (and KMS/ECR calls of other keys, accounts and
+/// repositories), in the shapes CloudTrail logs them.
+fn noise(n: usize, seed: usize) -> Vec<Value> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let k = seed * 1_000_000 + i;
+        let time = format!(
+            "{}T{:02}:{:02}:{:02}Z",
+            "2025-11-10",
+            (k / 3600) % 24,
+            (k / 60) % 60,
+            k % 60
+        );
+        let who = json!({"type": "AssumedRole", "principalId": format!("AROAEXAMPLE:{k}"),
+            "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/app/{k}"), "accountId": ACCOUNT,
+            "accessKeyId": format!("ASIANOISE{k:011}"),
+            "sessionContext": {"sessionIssuer": {"type": "Role", "arn": format!("arn:aws:iam::{ACCOUNT}:role/app")}}});
+        let (source, name, req, resp) = match i % 8 {
+            0 => (
+                "s3.amazonaws.com",
+                "GetObject",
+                json!({"bucketName": "data", "key": format!("obj/{k}"), "Host": "data.s3.amazonaws.com"}),
+                Value::Null,
+            ),
+            1 => (
+                "kms.amazonaws.com",
+                "Decrypt",
+                json!({"encryptionAlgorithm": "SYMMETRIC_DEFAULT", "encryptionContext": {"aws:s3:arn": "arn:aws:s3:::data"}}),
+                Value::Null,
+            ),
+            2 => (
+                "ec2.amazonaws.com",
+                "DescribeInstances",
+                json!({"instancesSet": {"items": [{"instanceId": format!("i-{k:017x}")}]}, "filterSet": {}}),
+                Value::Null,
+            ),
+            3 => (
+                "ecr.amazonaws.com",
+                "BatchGetImage",
+                json!({"repositoryName": "app", "imageIds": [{"imageTag": "v1"}], "acceptedMediaTypes": ["application/vnd.oci.image.manifest.v1+json"]}),
+                Value::Null,
+            ),
+            4 => (
+                "sts.amazonaws.com",
+                "AssumeRole",
+                json!({"roleArn": format!("arn:aws:iam::{ACCOUNT}:role/app"), "roleSessionName": format!("{k}")}),
+                json!({"credentials": {"accessKeyId": format!("ASIANOISE{k:011}"), "sessionToken": "x", "expiration": "Nov 10, 2025, 1:00:00 PM"},
+                         "assumedRoleUser": {"assumedRoleId": "AROAEXAMPLE:x", "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/app/{k}")}}),
+            ),
+            5 => (
+                "kms.amazonaws.com",
+                "Sign",
+                json!({"keyId": "alias/other", "messageType": "DIGEST", "signingAlgorithm": "ECDSA_SHA_256"}),
+                Value::Null,
+            ),
+            6 => (
+                "ecr.amazonaws.com",
+                "PutImage",
+                json!({"repositoryName": format!("svc-{}", k % 97), "imageTag": format!("b{k}"), "registryId": ACCOUNT, "imageManifest": image_manifest(&k.to_string())}),
+                json!({"image": {"repositoryName": format!("svc-{}", k % 97), "registryId": ACCOUNT, "imageId": {"imageDigest": format!("sha256:{:064x}", k), "imageTag": format!("b{k}")}}}),
+            ),
+            _ => (
+                "iam.amazonaws.com",
+                "ListRoles",
+                json!({"maxItems": 100}),
+                Value::Null,
+            ),
+        };
+        let mut r = json!({
+            "eventVersion": "1.08", "userIdentity": who, "eventTime": time, "eventSource": source,
+            "eventName": name, "awsRegion": REGION, "sourceIPAddress": "10.0.0.1", "userAgent": "aws-cli/2",
+            "requestParameters": req, "responseElements": resp, "requestID": format!("noise-{k}"),
+            "eventID": format!("noise-event-{k}"), "readOnly": true, "eventType": "AwsApiCall",
+            "managementEvent": true, "recipientAccountId": ACCOUNT, "eventCategory": "Management"
+        });
+        if name == "Sign" {
+            r["resources"] = json!([{"accountId": ACCOUNT, "type": "AWS::KMS::Key",
+                                     "ARN": format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/noise-{}", k % 13)}]);
+        }
+        out.push(r);
+    }
+    out
+}
+
+#[test]
+fn a_100k_record_trail_is_searched_in_seconds_and_a_malformed_file_is_named() {
+    let mut aws = Aws::start();
+    let run = signing_run(&mut aws, &unique("alias/trail-f"));
+    let dir = tempfile::tempdir().unwrap();
+    run.trail.write(dir.path());
+    // 100 gzip log files of 1,000 unrelated records each, in the day folder CloudTrail uses.
+    let day = dir
+        .path()
+        .join(format!("AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/2025/11/10"));
+    for f in 0..100 {
+        write_gz(
+            &day.join(format!(
+                "{ACCOUNT}_CloudTrail_{REGION}_20251110T{f:04}Z_noise.json.gz"
+            )),
+            &json!({"Records": noise(1000, f)}),
+        );
+    }
+    let bad = day.join(format!(
+        "{ACCOUNT}_CloudTrail_{REGION}_20251110T2359Z_truncated.json.gz"
+    ));
+    std::fs::write(&bad, b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03broken").unwrap();
+    let src = dir.path().to_str().unwrap();
+
+    let start = Instant::now();
+    let (out, o) = trail_for(
+        &[
+            "--cloudtrail",
+            src,
+            "--key",
+            &run.key,
+            "--no-describe-images",
+        ],
+        &run.image(),
+    );
+    let elapsed = start.elapsed();
+    eprintln!("trail-for searched {} records in {elapsed:?} (cargo test -p sigtrail-tests --test trail_for 100k -- --nocapture)", out[0]["trail"]["searched"]["records"]);
+    check_trusted(&out[0], &run, "100k");
+    let t = &out[0]["trail"];
+    assert!(
+        t["searched"]["records"].as_u64().unwrap() >= 100_000,
+        "{}",
+        t["searched"]
+    );
+    let name = bad.file_name().unwrap().to_str().unwrap();
+    assert!(
+        t["warnings"].to_string().contains(name),
+        "the malformed file is named: {}",
+        t["warnings"]
+    );
+    assert!(stderr(&o).contains(name), "{}", stderr(&o));
+    assert!(
+        o.status.success(),
+        "a malformed file does not fail the image: {}",
+        stderr(&o)
+    );
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "searching 100,000 records took {elapsed:?}"
+    );
+}
