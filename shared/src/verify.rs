@@ -22,7 +22,9 @@
 //! passes every check. When it does not, `failure` says why, mirroring cosign's exit codes
 //! ([`Failure::cosign_exit_code`]).
 
+pub mod bundle;
 pub mod cosign_output;
+pub mod online;
 pub mod reference;
 pub mod tool;
 
@@ -128,8 +130,11 @@ pub struct SignatureLayer {
     pub payload: Option<Vec<u8>>,
     /// The signature annotation as found
     pub signature: Option<String>,
-    /// The layer's other annotations worth reporting (RFC 3161 timestamp, Rekor bundle)
+    /// The layer's other annotations worth reporting (the RFC 3161 timestamp)
     pub annotations: BTreeMap<String, String>,
+    /// Why the blob could not be read (too large, wrong digest, missing), found before any
+    /// signature check
+    pub unreadable: Option<(Check, String)>,
 }
 
 /// Which check a signature failed.
@@ -201,7 +206,9 @@ impl Failure {
 /// The decoded critical claims of a payload.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Claims {
-    pub docker_reference: String,
+    /// `critical.identity.docker-reference` (bundles sign none)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docker_reference: Option<String>,
     pub manifest_digest: String,
     #[serde(rename = "type")]
     pub kind: String,
@@ -224,6 +231,9 @@ pub struct SignatureResult {
     /// The layer's digest in the signature manifest
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layer_digest: Option<String>,
+    /// The OCI 1.1 referrer manifest a bundle came from (cosign v3)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle_manifest: Option<String>,
     /// Only for layers that are not simple signing
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
@@ -245,7 +255,7 @@ pub struct SignatureResult {
 }
 
 impl SignatureResult {
-    fn new(layer: &SignatureLayer) -> Self {
+    pub(crate) fn new(layer: &SignatureLayer) -> Self {
         Self {
             verified: false,
             key_id: None,
@@ -253,6 +263,7 @@ impl SignatureResult {
             failed_check: None,
             reason: None,
             layer_digest: layer.digest.clone(),
+            bundle_manifest: None,
             media_type: None,
             claims: None,
             annotations: None,
@@ -262,7 +273,7 @@ impl SignatureResult {
         }
     }
 
-    fn fail(mut self, check: Check, reason: impl Into<String>) -> Self {
+    pub(crate) fn fail(mut self, check: Check, reason: impl Into<String>) -> Self {
         self.verified = false;
         self.failed_check = Some(check);
         self.reason = Some(reason.into());
@@ -378,6 +389,9 @@ pub fn verify_layer(
         result.media_type = Some(layer.media_type.clone());
         return result;
     }
+    if let Some((check, reason)) = &layer.unreadable {
+        return result.fail(*check, reason.clone());
+    }
     let Some(blob) = layer.payload.as_deref() else {
         return result.fail(Check::Payload, "the payload blob was not read");
     };
@@ -454,7 +468,7 @@ pub fn verify_layer(
         Err(e) => return result.fail(Check::Payload, e.message),
     };
     result.claims = Some(Claims {
-        docker_reference: payload.docker_reference.clone(),
+        docker_reference: Some(payload.docker_reference.clone()),
         manifest_digest: payload.manifest_digest.clone(),
         kind: payload.kind.clone(),
     });

@@ -22,6 +22,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sigtrail::harness::{self, Common};
+use sigtrail::reference::ImageRef;
+use sigtrail::registry::{Registry, RegistryOptions};
+use sigtrail::verify::online::{BundleLookup, Online};
 use sigtrail::verify::{cosign_output, tool, CheckSig, IdentityMode, Policy};
 
 const AFTER_HELP: &str = "\
@@ -84,6 +87,18 @@ pub struct Args {
     /// array of the verified payloads on stdout, its header on stderr, its exit codes)
     #[arg(long, value_enum, default_value_t = Output::Records)]
     pub output: Output,
+    /// Also look for cosign v3 bundles (OCI 1.1 referrers): `auto` only when the .sig
+    /// manifest does not verify the image, `always`, or `never`
+    #[arg(long, value_enum, default_value_t = BundleLookup::Auto, conflicts_with = "offline")]
+    pub bundles: BundleLookup,
+    /// Allow plain HTTP to this registry host (repeatable; loopback is always allowed);
+    /// also SIGTRAIL_INSECURE_REGISTRIES=HOST,HOST
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+    /// Treat registry HOST as the ECR registry ACCOUNT.dkr.ecr.REGION.amazonaws.com for its
+    /// credentials (repeatable); also SIGTRAIL_ECR_ALIASES=HOST=ECRHOST,...
+    #[arg(long = "ecr-alias", value_name = "HOST=ECRHOST")]
+    pub ecr_alias: Vec<String>,
 }
 
 /// What goes to stdout.
@@ -115,7 +130,26 @@ pub async fn build(args: Args) -> anyhow::Result<CheckSig> {
         policy.threshold,
         keys.len()
     );
-    Ok(CheckSig { keys, policy })
+    let online = if args.offline {
+        None
+    } else {
+        let opts = RegistryOptions::from_env(&args.insecure_registry, &args.ecr_alias)?;
+        let signature_repo = args
+            .signature_repo
+            .as_deref()
+            .map(ImageRef::parse_repository)
+            .transpose()?;
+        Some(Online {
+            registry: Registry::new(opts)?,
+            signature_repo,
+            bundles: args.bundles,
+        })
+    };
+    Ok(CheckSig {
+        keys,
+        policy,
+        online,
+    })
 }
 
 /// The process: records through the shared harness, or `--output cosign` for one image.

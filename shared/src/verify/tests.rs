@@ -36,6 +36,7 @@ impl Signer256 {
             payload: Some(payload.to_vec()),
             signature: Some(base64::engine::general_purpose::STANDARD.encode(sig.as_bytes())),
             annotations: BTreeMap::new(),
+            unreadable: None,
         }
     }
 }
@@ -85,6 +86,7 @@ fn a_good_signature_verifies_and_reports_claims() {
     assert_eq!(sig["verified"], true);
     assert_eq!(sig["key_id"], s.trusted.id.as_str());
     assert_eq!(sig["claims"]["docker_reference"], "reg.io/app");
+    assert!(sig.get("layer_annotations").is_none());
     assert_eq!(sig["claims"]["manifest_digest"], DIGEST);
     assert_eq!(sig["claims"]["type"], crate::payload::SIMPLE_SIGNING_TYPE);
     assert_eq!(sig["annotations"]["git_sha"], "abc");

@@ -15,6 +15,8 @@ use crate::record::{get_str, Record};
 pub struct CheckSig {
     pub keys: Vec<TrustedKey>,
     pub policy: Policy,
+    /// Where signatures are read from; `None` with `--offline`
+    pub online: Option<super::online::Online>,
 }
 
 impl Tool for CheckSig {
@@ -35,8 +37,10 @@ impl Tool for CheckSig {
 impl CheckSig {
     /// Verifies one record; `Err` when it could not be checked (bad record, registry down).
     pub async fn verify_record(&self, record: &Record) -> Result<Verification> {
-        let subject = subject(record)?;
-        self.verify_offline(record, &subject)
+        match &self.online {
+            Some(online) => online.verify(record, &self.keys, &self.policy).await,
+            None => self.verify_offline(record, &subject(record)?),
+        }
     }
 
     /// `--offline`: the record's own `payload` and `signature` against its `digest`.
