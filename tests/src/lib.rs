@@ -308,3 +308,4 @@ pub fn kms_calls(key_id: &str) -> std::collections::BTreeMap<String, usize> {
 }
 
 pub mod hostile;
+pub mod faults;

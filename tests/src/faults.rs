@@ -1,0 +1,370 @@
+//! A fault-injecting HTTP/1.1 proxy on `127.0.0.1:0`, in front of the real registry or the AWS
+//! emulator, answering each request as the test's schedule says: pass it on, or answer 429 with
+//! `Retry-After`, 500/503, a KMS `ThrottlingException`, reset the connection, stall, truncate
+//! the body, redirect elsewhere, or serve another path's answer.
+//!
+//! This is a hand-written fake on purpose: no real registry or AWS endpoint can be told to fail
+//! on a schedule, to lie about a digest, or to redirect to another host, and those are exactly
+//! what the tools must survive. Everything it passes on is answered by the real server.
+//!
+//! It speaks just enough HTTP/1.1: one request per client connection (it answers with
+//! `Connection: close`), request bodies by `Content-Length`, responses passed through as the
+//! upstream wrote them (read to its end, since the proxy asks upstream for `Connection: close`
+//! too). Every request is logged ([`Seen`]) with whether it carried `Authorization`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the proxy does with one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward it and pass the answer back.
+    Pass,
+    /// Answer `status` with these headers and body, without asking upstream.
+    Answer {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Arc<[u8]>,
+    },
+    /// Close the connection with the request unread, so the client sees a TCP reset.
+    Reset,
+    /// Wait, then forward.
+    Stall(Duration),
+    /// Forward, but pass back only the head and the first half of the body, then close.
+    Truncate,
+    /// Forward the request to this path (and query) instead of the one asked for.
+    Rewrite(String),
+    /// Answer `307 Temporary Redirect` to this URL.
+    Redirect(String),
+}
+
+impl Fault {
+    /// `429 Too Many Requests` with `Retry-After: secs`.
+    pub fn too_many(secs: u32) -> Fault {
+        Fault::Answer {
+            status: 429,
+            headers: vec![("Retry-After".into(), secs.to_string())],
+            body: Arc::from(&br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#[..]),
+        }
+    }
+
+    /// A bare `status` (500, 502, 503...).
+    pub fn status(status: u16) -> Fault {
+        Fault::Answer {
+            status,
+            headers: Vec::new(),
+            body: Arc::from(&b"injected failure"[..]),
+        }
+    }
+
+    /// What KMS answers when a caller exceeds its request quota.
+    pub fn kms_throttling() -> Fault {
+        Fault::Answer {
+            status: 400,
+            headers: vec![
+                ("x-amzn-ErrorType".into(), "ThrottlingException".into()),
+                ("Content-Type".into(), "application/x-amz-json-1.1".into()),
+            ],
+            body: Arc::from(&br#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#[..]),
+        }
+    }
+}
+
+/// The request as the schedule sees it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Position among all requests this proxy got, from 0.
+    pub n: usize,
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One request the proxy saw and what it did.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub target: String,
+    pub authorization: bool,
+    /// What the proxy did: `pass`, `answer 429`, `reset`, `stall`, `truncate`, `rewrite`,
+    /// `redirect`.
+    pub fault: String,
+}
+
+impl Fault {
+    fn label(&self) -> String {
+        match self {
+            Fault::Pass => "pass".into(),
+            Fault::Answer { status, .. } => format!("answer {status}"),
+            Fault::Reset => "reset".into(),
+            Fault::Stall(_) => "stall".into(),
+            Fault::Truncate => "truncate".into(),
+            Fault::Rewrite(_) => "rewrite".into(),
+            Fault::Redirect(_) => "redirect".into(),
+        }
+    }
+}
+
+type Schedule = dyn Fn(&Request) -> Fault + Send + Sync;
+
+struct Shared {
+    upstream: Mutex<String>,
+    schedule: Mutex<Arc<Schedule>>,
+    seen: Mutex<Vec<Seen>>,
+    count: AtomicUsize,
+    stop: AtomicBool,
+}
+
+/// A running proxy; stops accepting when dropped.
+pub struct Proxy {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl Proxy {
+    /// A proxy in front of `upstream` (`HOST:PORT`), passing everything until [`Proxy::set`].
+    pub fn start(upstream: &str) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let shared = Arc::new(Shared {
+            upstream: Mutex::new(upstream.to_string()),
+            schedule: Mutex::new(Arc::new(|_: &Request| Fault::Pass)),
+            seen: Mutex::new(Vec::new()),
+            count: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let s = shared.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    let _ = serve(&s, conn);
+                });
+            }
+        });
+        Proxy { addr, shared }
+    }
+
+    /// `127.0.0.1:PORT`, to use as a registry host or in `http://` for an AWS endpoint.
+    pub fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Decide each following request with `schedule`.
+    pub fn set(&self, schedule: impl Fn(&Request) -> Fault + Send + Sync + 'static) {
+        *lock(&self.shared.schedule) = Arc::new(schedule);
+    }
+
+    /// Send what is passed on to another upstream from now on (a restarted server's port).
+    pub fn set_upstream(&self, upstream: &str) {
+        *lock(&self.shared.upstream) = upstream.to_string();
+    }
+
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        lock(&self.shared.seen).clone()
+    }
+
+    /// How many requests got something other than [`Fault::Pass`].
+    pub fn injected(&self) -> usize {
+        self.seen().iter().filter(|s| s.fault != "pass").count()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        // Wake the accept loop so it sees `stop`.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn serve(shared: &Shared, mut client: TcpStream) -> std::io::Result<()> {
+    if shared.stop.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    client.set_read_timeout(Some(Duration::from_secs(60)))?;
+    // Wait for the request to arrive, so a reset can leave it unread.
+    let mut probe = [0u8; 1];
+    if client.peek(&mut probe)? == 0 {
+        return Ok(());
+    }
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut head = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        let end = line == b"\r\n" || line == b"\n";
+        head.extend_from_slice(&line);
+        if end {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.lines();
+    let request_line = lines.next().unwrap_or_default().to_string();
+    let mut parts = request_line.split(' ');
+    let method = parts.next().unwrap_or_default().to_string();
+    let target = parts.next().unwrap_or_default().to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let n = shared.count.fetch_add(1, Ordering::SeqCst);
+    let request = Request {
+        n,
+        method,
+        target,
+        headers,
+    };
+    let schedule = lock(&shared.schedule).clone();
+    let fault = schedule(&request);
+    lock(&shared.seen).push(Seen {
+        method: request.method.clone(),
+        target: request.target.clone(),
+        authorization: request.header("authorization").is_some(),
+        fault: fault.label(),
+    });
+    if fault == Fault::Reset {
+        // Unread data in the receive buffer makes the kernel answer the close with RST.
+        drop(reader);
+        return Ok(());
+    }
+    let length: usize = request
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body)?;
+    let target = match &fault {
+        Fault::Answer {
+            status,
+            headers,
+            body,
+        } => {
+            let mut out = format!("HTTP/1.1 {status} Injected\r\n");
+            for (k, v) in headers {
+                out += &format!("{k}: {v}\r\n");
+            }
+            out += &format!(
+                "Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            client.write_all(out.as_bytes())?;
+            client.write_all(body)?;
+            return client.shutdown(Shutdown::Write);
+        }
+        Fault::Redirect(location) => {
+            let out = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            client.write_all(out.as_bytes())?;
+            return Ok(());
+        }
+        Fault::Stall(d) => {
+            std::thread::sleep(*d);
+            request.target.clone()
+        }
+        Fault::Rewrite(path) => path.clone(),
+        _ => request.target.clone(),
+    };
+    let upstream = lock(&shared.upstream).clone();
+    let mut up = match TcpStream::connect(&upstream) {
+        Ok(up) => up,
+        Err(_) => {
+            // The real server is down (a restart): the client sees what it would see, a
+            // refused connection, as closely as a proxy can show it.
+            drop(reader);
+            let _ = client.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+    };
+    up.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut out = format!("{} {target} HTTP/1.1\r\n", request.method);
+    for (k, v) in &request.headers {
+        if k != "connection" && k != "host" {
+            out += &format!("{k}: {v}\r\n");
+        }
+    }
+    out += &format!("host: {upstream}\r\nconnection: close\r\n\r\n");
+    up.write_all(out.as_bytes())?;
+    up.write_all(&body)?;
+    let mut response = Vec::new();
+    up.read_to_end(&mut response)?;
+    if fault == Fault::Truncate {
+        let split = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(0, |p| p + 4);
+        let keep = split + (response.len() - split) / 2;
+        client.write_all(&response[..keep])?;
+        return client.shutdown(Shutdown::Both);
+    }
+    client.write_all(&response)?;
+    client.shutdown(Shutdown::Write)
+}
+
+/// Pushes `n` distinct small images to `registry/repo` (tags `t0`..), sharing one config and one
+/// layer blob so the batch is quick; returns `(tag, digest)` in order. Each manifest differs by an
+/// annotation, so each has its own digest.
+pub fn push_many(registry: &str, repo: &str, n: usize) -> Vec<(String, String)> {
+    const CODE: &str = r#"
+import hashlib, json, sys, urllib.request
+reg, repo, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+base = f"http://{reg}/v2/{repo}"
+def req(method, url, data=None, ctype=None):
+    r = urllib.request.Request(url, data=data, method=method)
+    if ctype: r.add_header("Content-Type", ctype)
+    return urllib.request.urlopen(r)
+def blob(data):
+    d = "sha256:" + hashlib.sha256(data).hexdigest()
+    loc = req("POST", base + "/blobs/uploads/").headers["Location"]
+    if loc.startswith("/"): loc = f"http://{reg}" + loc
+    req("PUT", loc + ("&" if "?" in loc else "?") + "digest=" + d, data, "application/octet-stream")
+    return {"mediaType": "", "digest": d, "size": len(data)}
+cfg = blob(b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')
+cfg["mediaType"] = "application/vnd.oci.image.config.v1+json"
+layer = blob(b"layer")
+layer["mediaType"] = "application/vnd.oci.image.layer.v1.tar"
+for i in range(n):
+    m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": cfg, "layers": [layer], "annotations": {"n": str(i), "repo": repo}},
+        separators=(",", ":")).encode()
+    mt = "application/vnd.oci.image.manifest.v1+json"
+    req("PUT", f"{base}/manifests/t{i}", m, mt)
+    print(f"t{i} sha256:{hashlib.sha256(m).hexdigest()}")
+"#;
+    let out = crate::run_ok(
+        &mut crate::python(CODE, &[registry, repo, &n.to_string()]),
+        b"",
+    );
+    out.lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(t, d)| (t.to_string(), d.to_string()))
+        .collect()
+}
