@@ -47,7 +47,9 @@ impl Fault {
         Fault::Answer {
             status: 429,
             headers: vec![("Retry-After".into(), secs.to_string())],
-            body: Arc::from(&br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#[..]),
+            body: Arc::from(
+                &br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#[..],
+            ),
         }
     }
 
@@ -126,6 +128,7 @@ struct Shared {
     schedule: Mutex<Arc<Schedule>>,
     seen: Mutex<Vec<Seen>>,
     count: AtomicUsize,
+    upstream_down: AtomicUsize,
     stop: AtomicBool,
 }
 
@@ -145,6 +148,7 @@ impl Proxy {
             schedule: Mutex::new(Arc::new(|_: &Request| Fault::Pass)),
             seen: Mutex::new(Vec::new()),
             count: AtomicUsize::new(0),
+            upstream_down: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         });
         let s = shared.clone();
@@ -181,6 +185,11 @@ impl Proxy {
     /// Every request so far.
     pub fn seen(&self) -> Vec<Seen> {
         lock(&self.shared.seen).clone()
+    }
+
+    /// How many requests found the upstream server down (connection refused).
+    pub fn upstream_down(&self) -> usize {
+        self.shared.upstream_down.load(Ordering::SeqCst)
     }
 
     /// How many requests got something other than [`Fault::Pass`].
@@ -270,10 +279,14 @@ fn serve(shared: &Shared, mut client: TcpStream) -> std::io::Result<()> {
             for (k, v) in headers {
                 out += &format!("{k}: {v}\r\n");
             }
-            out += &format!(
-                "Content-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
+            // A test that sets Transfer-Encoding gives the body already chunked.
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding"))
+            {
+                out += &format!("Content-Length: {}\r\n", body.len());
+            }
+            out += "Connection: close\r\n\r\n";
             client.write_all(out.as_bytes())?;
             client.write_all(body)?;
             return client.shutdown(Shutdown::Write);
@@ -299,6 +312,7 @@ fn serve(shared: &Shared, mut client: TcpStream) -> std::io::Result<()> {
         Err(_) => {
             // The real server is down (a restart): the client sees what it would see, a
             // refused connection, as closely as a proxy can show it.
+            shared.upstream_down.fetch_add(1, Ordering::SeqCst);
             drop(reader);
             let _ = client.shutdown(Shutdown::Both);
             return Ok(());
@@ -367,4 +381,70 @@ for i in range(n):
         .filter_map(|l| l.split_once(' '))
         .map(|(t, d)| (t.to_string(), d.to_string()))
         .collect()
+}
+
+/// A `docker-registry` of the test's own (same config as `cargo xtask env up` writes), on a
+/// fixed port and storage directory so it can be killed and started again mid-batch.
+pub struct OwnRegistry {
+    pub addr: String,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRegistry {
+    pub fn start() -> OwnRegistry {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+             http:\n  addr: 127.0.0.1:{port}\n  secret: faults-test\n",
+            dir.path().join("storage").display()
+        );
+        std::fs::write(dir.path().join("config.yml"), config).expect("write config");
+        let mut reg = OwnRegistry {
+            addr: format!("127.0.0.1:{port}"),
+            dir,
+            child: None,
+        };
+        reg.restart();
+        reg
+    }
+
+    /// Kills the registry (SIGKILL: no graceful shutdown, like a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it (again) and waits until `/v2/` answers.
+    pub fn restart(&mut self) {
+        self.kill();
+        let child = std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(self.dir.path().join("config.yml"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start docker-registry (installed by `cargo xtask install`)");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if TcpStream::connect(&self.addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("docker-registry did not start on {}", self.addr);
+    }
+}
+
+impl Drop for OwnRegistry {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -307,5 +307,5 @@ pub fn kms_calls(key_id: &str) -> std::collections::BTreeMap<String, usize> {
     counts
 }
 
-pub mod hostile;
 pub mod faults;
+pub mod hostile;

@@ -189,3 +189,233 @@ fn flate2_like_gzip(data: &[u8]) -> std::io::Cursor<Vec<u8>> {
     v.extend_from_slice(data);
     std::io::Cursor::new(v)
 }
+
+/// References that must never reach a registry: control characters, path traversal, bad
+/// digests in `@`, oversized parts.
+#[test]
+fn digest_of_refuses_hostile_references() {
+    let reg = &sigtrail_tests::env().registry;
+    let c = |reference: &str| {
+        check(
+            "digest-of",
+            &[],
+            format!("{{\"image\":{}}}\n", serde_json::Value::from(reference)),
+            "bad_reference",
+        )
+    };
+    for r in [
+        format!("{reg}/app\u{0}:v1"),
+        format!("{reg}/app:v1\u{7}"),
+        format!("{reg}/ap\rp:v1"),
+        format!("{reg}/app\u{1b}[31m:v1"),
+        format!("{reg}/../etc/passwd:v1"),
+        format!("{reg}/app/../../x:v1"),
+        format!("{reg}/./app:v1"),
+        format!("{reg}/app:../../v1"),
+        format!("{reg}/app@sha256:../../blobs"),
+        format!("{reg}/app@{}", DIGEST.to_uppercase()),
+        format!("{reg}/app@{}", &DIGEST[..70]),
+        format!("{reg}/app@{DIGEST}00"),
+        format!("{reg}/app@sha512:{}", "a".repeat(64)),
+        format!("{reg}/app@md5:{}", "a".repeat(32)),
+        format!("{reg}/app@sha256:"),
+        format!("{reg}/APP:v1"),
+        format!("{reg}/app:{}", "t".repeat(129)),
+        format!("{reg}/{}:v1", "a/".repeat(200)),
+        format!("{reg}/app%2F..%2Fx:v1"),
+        format!("{reg}/app?x=1:v1"),
+        format!("{reg}/app#frag:v1"),
+        "http://evil.example/app:v1".to_string(),
+        format!("{reg}/app:v1 --insecure"),
+        format!("{reg}/ap\u{202e}p:v1"),
+        format!("{reg}/app:\u{ff}v1"),
+        "a".repeat(5000),
+        String::new() + "/",
+    ] {
+        c(&r);
+    }
+    // Control characters and invalid UTF-8 as bare lines too.
+    check(
+        "digest-of",
+        &[],
+        format!("{reg}/a\u{1}b:v1\n{reg}/\u{7f}:v1\n").as_bytes(),
+        "bad_reference",
+    );
+    let mut bytes = format!("{reg}/app:v").into_bytes();
+    bytes.extend_from_slice(b"\xff\xfe\n");
+    check("digest-of", &[], &bytes, "bad_reference");
+}
+
+/// A hostile registry, played by the fault proxy in front of the real one (the real registry
+/// refuses to store a manifest over 4 MiB and never lies about digests or redirects away, so
+/// only a proxy can act these out).
+mod hostile_registry {
+    use super::*;
+    use sigtrail_tests::env;
+    use sigtrail_tests::faults::{push_many, Fault, Proxy};
+    use std::sync::Arc;
+
+    fn manifest_answer(body: Vec<u8>, chunked: bool) -> Fault {
+        let mut headers = vec![(
+            "Content-Type".to_string(),
+            "application/vnd.oci.image.manifest.v1+json".to_string(),
+        )];
+        let body = if chunked {
+            headers.push(("Transfer-Encoding".into(), "chunked".into()));
+            let mut framed = format!("{:x}\r\n", body.len()).into_bytes();
+            framed.extend_from_slice(&body);
+            framed.extend_from_slice(b"\r\n0\r\n\r\n");
+            framed
+        } else {
+            body
+        };
+        Fault::Answer {
+            status: 200,
+            headers,
+            body: Arc::from(body),
+        }
+    }
+
+    /// 100 MB of manifest, announced by Content-Length and streamed chunked: refused as too
+    /// large, within the memory bound `check` sets.
+    #[test]
+    fn a_100_mb_manifest_is_refused_unread() {
+        let repo = sigtrail_tests::unique("hostile/huge");
+        let images = push_many(&env().registry, &repo, 1);
+        let mut body = br#"{"schemaVersion":2,"annotations":{"pad":""#.to_vec();
+        body.resize(100 << 20, b'a');
+        body.extend_from_slice(br#""}}"#);
+        for chunked in [false, true] {
+            let proxy = Proxy::start(&env().registry);
+            let answer = manifest_answer(body.clone(), chunked);
+            proxy.set(move |req| {
+                if req.target.contains("/manifests/") {
+                    answer.clone()
+                } else {
+                    Fault::Pass
+                }
+            });
+            let by_tag = format!("{}/{repo}:{}\n", proxy.addr(), images[0].0);
+            let by_digest = format!("{}/{repo}@{}\n", proxy.addr(), images[0].1);
+            check(
+                "digest-of",
+                &[],
+                format!("{by_tag}{by_digest}"),
+                "too_large",
+            );
+        }
+    }
+
+    /// Asked for one digest, the registry answers another manifest (a real one, of the same
+    /// repository): `digest_mismatch`, never the other image's digest.
+    #[test]
+    fn a_registry_answering_another_digest_is_caught() {
+        let repo = sigtrail_tests::unique("hostile/swap");
+        let images = push_many(&env().registry, &repo, 2);
+        let proxy = Proxy::start(&env().registry);
+        let other = format!("/v2/{repo}/manifests/{}", images[1].1);
+        let wanted = images[0].1.clone();
+        proxy.set(move |req| {
+            if req.target.ends_with(&wanted) {
+                Fault::Rewrite(other.clone())
+            } else {
+                Fault::Pass
+            }
+        });
+        let input = format!("{}/{repo}@{}\n", proxy.addr(), images[0].1);
+        check("digest-of", &[], input, "digest_mismatch");
+        assert!(proxy.seen().iter().any(|s| s.fault == "rewrite"));
+        // A Docker-Content-Digest header that disagrees with the bytes, asked by tag.
+        let bytes = sigtrail_tests::run_ok(
+            &mut sigtrail_tests::python(
+                "import sys,urllib.request as u\n\
+                 r=u.Request(sys.argv[1],headers={'Accept':'application/vnd.oci.image.manifest.v1+json'})\n\
+                 sys.stdout.write(u.urlopen(r).read().decode())",
+                &[&format!("http://{}/v2/{repo}/manifests/t0", env().registry)],
+            ),
+            b"",
+        );
+        let liar = Fault::Answer {
+            status: 200,
+            headers: vec![
+                (
+                    "Content-Type".into(),
+                    "application/vnd.oci.image.manifest.v1+json".into(),
+                ),
+                ("Docker-Content-Digest".into(), images[1].1.clone()),
+            ],
+            body: Arc::from(bytes.into_bytes()),
+        };
+        let proxy = Proxy::start(&env().registry);
+        proxy.set(move |_| liar.clone());
+        check(
+            "digest-of",
+            &[],
+            format!("{}/{repo}:t0\n", proxy.addr()),
+            "digest_mismatch",
+        );
+    }
+
+    /// The registry (with basic auth, credentials from a docker config.json) redirects the
+    /// manifest to another host: the other host must never see the `Authorization` header.
+    #[test]
+    fn credentials_never_follow_a_redirect_to_another_host() {
+        use base64::Engine;
+        let e = env();
+        let repo = sigtrail_tests::unique("hostile/redirect");
+        sigtrail_tests::push_image_with(
+            &format!("{}/{repo}:v1", e.auth_registry),
+            sigtrail_tests::Push {
+                creds: Some((&e.auth_user, &e.auth_pass)),
+                ..Default::default()
+            },
+        );
+        let elsewhere = Proxy::start(&e.auth_registry);
+        let registry = Proxy::start(&e.auth_registry);
+        let target = format!("http://{}", elsewhere.addr());
+        registry.set(move |req| {
+            if req.target.contains("/manifests/") {
+                Fault::Redirect(format!("{target}{}", req.target))
+            } else {
+                Fault::Pass
+            }
+        });
+        let config = tempfile::tempdir().unwrap();
+        let auth = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", e.auth_user, e.auth_pass));
+        std::fs::write(
+            config.path().join("config.json"),
+            serde_json::json!({"auths": {registry.addr(): {"auth": auth}}}).to_string(),
+        )
+        .unwrap();
+        let out = sigtrail_tests::run(
+            sigtrail_tests::hostile::bounded_tool("digest-of").env("DOCKER_CONFIG", config.path()),
+            format!("{}/{repo}:v1\n", registry.addr()).as_bytes(),
+        );
+        let case = "digest-of redirected to another host";
+        sigtrail_tests::hostile::assert_no_panic(case, &out);
+        let records = sigtrail_tests::hostile::output_records(case, &out.stdout);
+        assert_eq!(records.len(), 1, "{case}");
+        assert!(
+            registry.seen().iter().any(|s| s.authorization),
+            "{case}: the registry itself never got the credentials: {:?}",
+            registry.seen()
+        );
+        let followed = elsewhere.seen();
+        assert!(
+            !followed.is_empty(),
+            "{case}: the redirect was not followed"
+        );
+        assert!(
+            followed.iter().all(|s| !s.authorization),
+            "{case}: Authorization was sent to the other host: {followed:?}"
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !text.contains(&e.auth_pass) && !text.contains(&auth),
+            "{case}: credential in output"
+        );
+        eprintln!("{}", text);
+    }
+}
