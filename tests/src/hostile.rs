@@ -91,13 +91,25 @@ pub fn check(
     input: impl AsRef<[u8]>,
     expect: &str,
 ) -> Vec<serde_json::Map<String, Value>> {
+    let mut cmd = bounded_tool(name);
+    cmd.args(args);
+    check_command(&format!("{name} {args:?}"), cmd, input, expect)
+}
+
+/// [`check`] with a command of the caller's (from [`bounded_tool`], with its environment).
+pub fn check_command(
+    what: &str,
+    mut cmd: Command,
+    input: impl AsRef<[u8]>,
+    expect: &str,
+) -> Vec<serde_json::Map<String, Value>> {
     let input = input.as_ref();
     let case = format!(
-        "{name} {args:?} on {:?}{}",
+        "{what} on {:?}{}",
         String::from_utf8_lossy(&input[..input.len().min(120)]),
         if input.len() > 120 { "..." } else { "" }
     );
-    let out = run(bounded_tool(name).args(args), input);
+    let out = run(&mut cmd, input);
     assert_no_panic(&case, &out);
     let records = output_records(&case, &out.stdout);
     let n = input_records(input);

@@ -416,6 +416,5 @@ mod hostile_registry {
             !text.contains(&e.auth_pass) && !text.contains(&auth),
             "{case}: credential in output"
         );
-        eprintln!("{}", text);
     }
 }
