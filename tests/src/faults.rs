@@ -448,3 +448,64 @@ impl Drop for OwnRegistry {
         self.kill();
     }
 }
+
+/// Signs `images` (`(tag, digest)` in `registry/repo`, e.g. from [`push_many`]) the way cosign
+/// does, written independently of the tools under test (Python `cryptography`, ECDSA P-256 over
+/// the simple-signing payload, pushed as `sha256-<hex>.sig`), so a check-sig test needs no
+/// other tool of ours. `layers` copies of the signature layer go in each signature manifest
+/// (1 for a normal signature; many to build a hostile one). Writes the public key PEM to
+/// `public_key` and returns the sha256 digests of the signature manifests.
+pub fn sign_many(
+    registry: &str,
+    repo: &str,
+    images: &[(String, String)],
+    public_key: &std::path::Path,
+    layers: usize,
+) -> Vec<String> {
+    const CODE: &str = r#"
+import base64, hashlib, json, sys, urllib.request
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+reg, repo, pub, layers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+base = f"http://{reg}/v2/{repo}"
+key = ec.generate_private_key(ec.SECP256R1())
+open(pub, "wb").write(key.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+def req(method, url, data=None, ctype=None):
+    r = urllib.request.Request(url, data=data, method=method)
+    if ctype: r.add_header("Content-Type", ctype)
+    return urllib.request.urlopen(r)
+def blob(data):
+    d = "sha256:" + hashlib.sha256(data).hexdigest()
+    loc = req("POST", base + "/blobs/uploads/").headers["Location"]
+    if loc.startswith("/"): loc = f"http://{reg}" + loc
+    req("PUT", loc + ("&" if "?" in loc else "?") + "digest=" + d, data, "application/octet-stream")
+    return d
+for line in sys.stdin.read().split():
+    digest = line
+    payload = json.dumps({"critical": {"identity": {"docker-reference": f"{reg}/{repo}"},
+        "image": {"docker-manifest-digest": digest}, "type": "cosign container image signature"},
+        "optional": None}, separators=(",", ":"), sort_keys=True).encode()
+    sig = base64.b64encode(key.sign(payload, ec.ECDSA(hashes.SHA256()))).decode()
+    pd = blob(payload)
+    cfg = json.dumps({"architecture": "", "created": "0001-01-01T00:00:00Z",
+        "history": [{"created": "0001-01-01T00:00:00Z"}] * layers, "os": "",
+        "rootfs": {"type": "layers", "diff_ids": [pd] * layers}, "config": {}},
+        separators=(",", ":")).encode()
+    cd = blob(cfg)
+    layer = {"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "size": len(payload),
+        "digest": pd, "annotations": {"dev.cosignproject.cosign/signature": sig}}
+    m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": len(cfg), "digest": cd},
+        "layers": [layer] * layers}, separators=(",", ":")).encode()
+    req("PUT", f"{base}/manifests/sha256-{digest[7:]}.sig", m, "application/vnd.oci.image.manifest.v1+json")
+    print("sha256:" + hashlib.sha256(m).hexdigest())
+"#;
+    let input: String = images.iter().map(|(_, d)| format!("{d}\n")).collect();
+    let public_key = public_key.to_str().expect("UTF-8 path");
+    let out = crate::run_ok(
+        &mut crate::python(CODE, &[registry, repo, public_key, &layers.to_string()]),
+        input.as_bytes(),
+    );
+    out.lines().map(str::to_string).collect()
+}

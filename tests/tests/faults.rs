@@ -142,3 +142,48 @@ fn digest_of_batch_survives_a_registry_restart() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// trail-for's CloudTrail LookupEvents calls through a burst of KMS-style throttling and server
+/// errors from the AWS endpoint: absorbed by the SDK's backoff, every record gets its trail.
+#[test]
+fn trail_for_lookup_absorbs_throttling_bursts() {
+    let proxy = Proxy::start(
+        env()
+            .aws_endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/'),
+    );
+    // Bursts of two (the SDK's default is three attempts): throttled then 503 at the start,
+    // then every fifth request throttled.
+    proxy.set(|req| match req.n {
+        0 => Fault::kms_throttling(),
+        1 => Fault::status(503),
+        n if n % 5 == 0 => Fault::kms_throttling(),
+        _ => Fault::Pass,
+    });
+    let images = push_many(&env().registry, &unique("faults/trail"), 100);
+    let input: String = images
+        .iter()
+        .map(|(tag, d)| {
+            format!(
+                "{{\"image\":\"r.example/app:{tag}\",\"registry\":\"r.example\",\"repository\":\"app\",\"digest\":\"{d}\"}}\n"
+            )
+        })
+        .collect();
+    let out = run(
+        tool("trail-for")
+            .args(["--cloudtrail", "lookup"])
+            .env("AWS_ENDPOINT_URL", format!("http://{}", proxy.addr())),
+        input.as_bytes(),
+    );
+    let errors = account("trail-for through throttling", &out, &images);
+    assert_eq!(errors, 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(proxy.injected() >= 2, "{:?}", proxy.seen());
+    assert!(
+        proxy.seen().iter().any(|s| s.fault == "pass"),
+        "the lookup never got through"
+    );
+    for rec in output_records("trail-for", &out.stdout) {
+        assert!(rec["trail"]["verdict"].is_string(), "{rec:?}");
+    }
+}
