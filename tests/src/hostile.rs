@@ -52,13 +52,31 @@ pub fn output_records(case: &str, stdout: &[u8]) -> Vec<serde_json::Map<String, 
         .collect()
 }
 
-/// The error kind of a record (`"ok"` when it has none).
+/// The error kind of a record; for a check-sig record that did not verify,
+/// `unverified:CHECK` with the first signature's `failed_check` (or the verification's
+/// `failure`); `"ok"` otherwise.
 pub fn kind_of(rec: &serde_json::Map<String, Value>) -> String {
-    rec.get("error")
+    if let Some(kind) = rec
+        .get("error")
         .and_then(|e| e.get("kind"))
         .and_then(Value::as_str)
-        .unwrap_or("ok")
-        .to_string()
+    {
+        return kind.to_string();
+    }
+    let Some(v) = rec.get("verification") else {
+        return "ok".into();
+    };
+    if v.get("verified") == Some(&Value::Bool(true)) {
+        return "ok".into();
+    }
+    let check = v
+        .get("signatures")
+        .and_then(|s| s.get(0))
+        .and_then(|s| s.get("failed_check"))
+        .or_else(|| v.get("failure"))
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    format!("unverified:{check}")
 }
 
 /// Asserts the process ended by itself with 0, 1 or 2 and did not panic.
@@ -81,7 +99,7 @@ pub fn assert_no_panic(case: &str, out: &Output) {
 
 /// Runs `name args` on `input` under the bounds and checks the outcome.
 ///
-/// `expect` is a comma-separated list of error kinds (`ok` for none), one per input record, or a
+/// `expect` is a comma-separated list of kinds ([`kind_of`]), one per input record, or a
 /// single kind that every record must carry. Checks: no panic, exit 0 when all are `ok` and 1
 /// otherwise, exactly one output record per input record, each with its expected kind and a
 /// non-empty message, and a bounded stderr. Returns the records for further checks.

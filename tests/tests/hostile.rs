@@ -28,9 +28,14 @@ fn nested(depth: usize) -> String {
 fn every_tool_survives_hostile_lines() {
     let empty = tempfile::tempdir().unwrap();
     let trail_dir = empty.path().to_str().unwrap();
-    let tools: [(&str, &[&str]); 2] = [
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/tests/data/vectors/valid/ci-01-cosign-valid-p256/key.pem"
+    );
+    let tools: [(&str, &[&str]); 3] = [
         ("payload-for", &[]),
         ("trail-for", &["--cloudtrail", trail_dir]),
+        ("check-sig", &["--offline", "--key", key]),
     ];
     for (tool, args) in tools {
         let check = |input: &[u8], expect: &str| check(tool, args, input, expect);
@@ -415,6 +420,169 @@ mod hostile_registry {
         assert!(
             !text.contains(&e.auth_pass) && !text.contains(&auth),
             "{case}: credential in output"
+        );
+    }
+}
+
+/// Signed records check-sig --offline must not accept although the signature is good over the
+/// bytes: duplicate keys (which value would each verifier read?), JSON that is not simple
+/// signing, a digest that is not the image's; and signatures that are not strict base64.
+mod hostile_signed_records {
+    use super::*;
+    use base64::Engine;
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    fn simple(digest: &str) -> String {
+        format!(
+            r#"{{"critical":{{"identity":{{"docker-reference":"r.example/app"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
+        )
+    }
+
+    /// Signs each payload with a fresh P-256 key (Python `cryptography`, not our code); writes
+    /// the public key to `public`; returns base64 signatures.
+    fn sign(payloads: &[String], public: &std::path::Path) -> Vec<String> {
+        const CODE: &str = r#"
+import base64, sys
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+key = ec.generate_private_key(ec.SECP256R1())
+open(sys.argv[1], "wb").write(key.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+for line in sys.stdin.read().split():
+    print(base64.b64encode(key.sign(base64.b64decode(line), ec.ECDSA(hashes.SHA256()))).decode())
+"#;
+        let input: String = payloads.iter().map(|p| b64(p.as_bytes()) + "\n").collect();
+        sigtrail_tests::run_ok(
+            &mut sigtrail_tests::python(CODE, &[public.to_str().unwrap()]),
+            input.as_bytes(),
+        )
+        .lines()
+        .map(str::to_string)
+        .collect()
+    }
+
+    fn record(payload_b64: &str, signature: serde_json::Value) -> String {
+        format!(
+            "{}\n",
+            serde_json::json!({"registry": "r.example", "repository": "app", "digest": DIGEST,
+                "payload": payload_b64, "signature": signature})
+        )
+    }
+
+    #[test]
+    fn check_sig_offline_refuses_hostile_signed_payloads() {
+        let ok = simple(DIGEST);
+        let other = format!("sha256:{}", "b".repeat(64));
+        let cases: Vec<(String, &str)> = vec![
+            (ok.clone(), "ok"),
+            // Duplicate keys at every level, with the same or another value.
+            (
+                ok.replacen(
+                    r#""type":"cosign container image signature""#,
+                    r#""type":"cosign container image signature","type":"cosign container image signature""#,
+                    1,
+                ),
+                "unverified:payload",
+            ),
+            (
+                ok.replacen(
+                    &format!(r#""docker-manifest-digest":"{DIGEST}""#),
+                    &format!(r#""docker-manifest-digest":"{other}","docker-manifest-digest":"{DIGEST}""#),
+                    1,
+                ),
+                "unverified:payload",
+            ),
+            (
+                ok.replacen(
+                    r#""docker-reference":"r.example/app""#,
+                    r#""docker-reference":"r.example/app","docker-reference":"evil.example/app""#,
+                    1,
+                ),
+                "unverified:payload",
+            ),
+            (
+                ok.replacen(r#""optional":null"#, r#""optional":null,"optional":{"a":"b"}"#, 1),
+                "unverified:payload",
+            ),
+            (
+                ok.replacen(r#"{"critical":"#, r#"{"critical":{},"critical":"#, 1),
+                "unverified:payload",
+            ),
+            // Valid JSON, not cosign simple signing.
+            ("{}".into(), "unverified:payload"),
+            ("[]".into(), "unverified:payload"),
+            ("null".into(), "unverified:payload"),
+            (
+                ok.replace("cosign container image signature", "atomic container signature"),
+                "unverified:payload",
+            ),
+            (
+                r#"{"_type":"https://in-toto.io/Statement/v1","subject":[]}"#.into(),
+                "unverified:payload",
+            ),
+            (format!("{ok}x"), "unverified:payload"),
+            ("[".repeat(30_000), "unverified:payload"),
+            ("[".repeat(100_000), "unverified:too_large"),
+            // Not this image's digest; a tag; an upper-case digest.
+            (simple(&other), "unverified:manifest_digest"),
+            (simple("v1.0"), "unverified:manifest_digest"),
+            (simple(&DIGEST.to_uppercase()), "unverified:manifest_digest"),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let public = dir.path().join("key.pub");
+        let payloads: Vec<String> = cases.iter().map(|(p, _)| p.clone()).collect();
+        let signatures = sign(&payloads, &public);
+        let key = public.to_str().unwrap();
+        let mut input = String::new();
+        let mut expect = Vec::new();
+        for ((payload, kind), sig) in cases.iter().zip(&signatures) {
+            input += &record(&b64(payload.as_bytes()), sig.as_str().into());
+            expect.push(*kind);
+        }
+        check(
+            "check-sig",
+            &["--offline", "--key", key],
+            &input,
+            &expect.join(","),
+        );
+
+        // A good signature, badly encoded.
+        let payload = b64(ok.as_bytes());
+        let sig = &signatures[0];
+        let bad: Vec<(serde_json::Value, &str)> = vec![
+            (format!("{sig}x").into(), "unverified:signature_encoding"),
+            (
+                sig.trim_end_matches('=').into(),
+                "unverified:signature_encoding",
+            ),
+            (format!("{sig}==").into(), "unverified:signature_encoding"),
+            (
+                sig.replace('+', "-").replace('/', "_").into(),
+                "unverified:signature_encoding",
+            ),
+            (
+                format!("{} {}", &sig[..8], &sig[8..]).into(),
+                "unverified:signature_encoding",
+            ),
+            (format!("{sig}\n").into(), "unverified:signature_encoding"),
+            ("!!!!".into(), "unverified:signature_encoding"),
+            (b64(&[0u8; 72]).into(), "unverified:signature"),
+            (b64(&vec![0x30u8; 20_000]).into(), "unverified:too_large"),
+        ];
+        let mut input = String::new();
+        let mut expect = Vec::new();
+        for (sig, kind) in bad {
+            input += &record(&payload, sig);
+            expect.push(kind);
+        }
+        check(
+            "check-sig",
+            &["--offline", "--key", key],
+            &input,
+            &expect.join(","),
         );
     }
 }
