@@ -554,13 +554,10 @@ for line in sys.stdin.read().split():
         let sig = &signatures[0];
         let bad: Vec<(serde_json::Value, &str)> = vec![
             (format!("{sig}x").into(), "unverified:signature_encoding"),
-            (
-                sig.trim_end_matches('=').into(),
-                "unverified:signature_encoding",
-            ),
+            (sig[..sig.len() - 1].into(), "unverified:signature_encoding"),
             (format!("{sig}==").into(), "unverified:signature_encoding"),
             (
-                sig.replace('+', "-").replace('/', "_").into(),
+                format!("-_{}", &sig[2..]).into(),
                 "unverified:signature_encoding",
             ),
             (
