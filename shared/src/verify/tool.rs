@@ -123,8 +123,16 @@ pub async fn load_keys(specs: &[String]) -> anyhow::Result<Vec<TrustedKey>> {
     use anyhow::Context;
     let mut keys: Vec<TrustedKey> = Vec::new();
     for spec in specs {
-        let key = if spec.starts_with("awskms://") {
-            anyhow::bail!("{spec}: awskms:// keys are not supported by this build yet")
+        let key = if crate::kms::is_kms_reference(spec) {
+            // One GetPublicKey per key per run; verification itself never calls KMS.
+            let kms = crate::kms::KmsKey::new(spec, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{spec}: {e}"))?;
+            let public = kms
+                .public_key()
+                .await
+                .map_err(|e| anyhow::anyhow!("{spec}: {e}"))?;
+            TrustedKey::new(public.clone(), spec.clone())
         } else {
             let pem =
                 std::fs::read(spec).with_context(|| format!("cannot read the key file {spec}"))?;
