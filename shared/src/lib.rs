@@ -2,6 +2,7 @@
 //! `attach-sig`, `check-sig`, `trail-for`). See ARCHITECTURE.md for the map.
 
 pub mod aws;
+pub mod cosign;
 pub mod crypto;
 pub mod ecr;
 pub mod error;
