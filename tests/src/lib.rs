@@ -307,5 +307,6 @@ pub fn kms_calls(key_id: &str) -> std::collections::BTreeMap<String, usize> {
     counts
 }
 
+pub mod check_sig;
 pub mod faults;
 pub mod hostile;

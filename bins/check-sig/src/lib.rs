@@ -99,6 +99,10 @@ pub struct Args {
     /// credentials (repeatable); also SIGTRAIL_ECR_ALIASES=HOST=ECRHOST,...
     #[arg(long = "ecr-alias", value_name = "HOST=ECRHOST")]
     pub ecr_alias: Vec<String>,
+    /// Attempts per registry request, the first included: 429, 5xx and connection failures are
+    /// retried with backoff (the default rides out a registry restart of about 15 s)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub registry_attempts: Option<u32>,
 }
 
 /// What goes to stdout.
@@ -133,7 +137,10 @@ pub async fn build(args: Args) -> anyhow::Result<CheckSig> {
     let online = if args.offline {
         None
     } else {
-        let opts = RegistryOptions::from_env(&args.insecure_registry, &args.ecr_alias)?;
+        let mut opts = RegistryOptions::from_env(&args.insecure_registry, &args.ecr_alias)?;
+        if let Some(n) = args.registry_attempts {
+            opts.max_attempts = n;
+        }
         let signature_repo = args
             .signature_repo
             .as_deref()
