@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use clap::Parser;
+use sigtrail::ecr::EcrAlias;
 use sigtrail::harness::Common;
 use sigtrail::trail::keys::KeySpec;
 use sigtrail::trail::source::{Range, Source};
@@ -102,6 +103,10 @@ pub struct Args {
     /// Do not ask ECR DescribeImages for push times
     #[arg(long)]
     pub no_describe_images: bool,
+    /// Treat registry HOST as ECR registry ECR_HOST (HOST=ACCT.dkr.ecr.REGION.amazonaws.com);
+    /// repeatable, added to SIGTRAIL_ECR_ALIASES (comma-separated)
+    #[arg(long, value_name = "HOST=ECR_HOST")]
+    pub ecr_alias: Vec<String>,
 }
 
 fn parse_date(s: &str) -> Option<NaiveDate> {
@@ -166,6 +171,14 @@ pub async fn build(args: Args) -> Result<TrailFor> {
             );
         }
     }
+    let from_env = std::env::var("SIGTRAIL_ECR_ALIASES").unwrap_or_default();
+    let ecr_aliases = args
+        .ecr_alias
+        .iter()
+        .map(String::as_str)
+        .chain(from_env.split(',').map(str::trim).filter(|s| !s.is_empty()))
+        .map(|a| a.parse::<EcrAlias>().map_err(|e| anyhow!(e)))
+        .collect::<Result<Vec<_>>>()?;
     let config = Config {
         sources,
         range: Range {
@@ -183,6 +196,7 @@ pub async fn build(args: Args) -> Result<TrailFor> {
         account: args.account,
         region: args.region,
         describe_images: !args.no_describe_images,
+        ecr_aliases,
     };
     TrailFor::new(config).context("trail-for")
 }

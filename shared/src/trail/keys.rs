@@ -1,8 +1,7 @@
 //! Which KMS key a `Sign` event used, against the keys an operator or a record names.
 //!
 //! Key references: `awskms:///KEY` and `awskms://ENDPOINT/KEY` URIs, or the bare KEY: a key id,
-//! a key ARN, `alias/NAME`, or an alias ARN. (Parsed here minimally; the signing module owns
-//! the full URI grammar.) An alias is resolved once to its key ARN with KMS `DescribeKey` when
+//! a key ARN, `alias/NAME`, or an alias ARN (URIs are parsed by [`crate::kms::KeyReference`]). An alias is resolved once to its key ARN with KMS `DescribeKey` when
 //! KMS answers; until then it matches only `Sign` events whose `keyId` names the same alias.
 
 use super::event::Event;
@@ -26,9 +25,13 @@ pub struct KeySpec {
 
 impl KeySpec {
     pub fn parse(text: &str) -> Result<KeySpec, String> {
-        let key = match text.strip_prefix("awskms://") {
-            Some(rest) => rest.split_once('/').map(|(_endpoint, k)| k).unwrap_or(""),
-            None => text,
+        // `awskms://` URIs go through the signing module's parser (and its checks).
+        let uri;
+        let key = if crate::kms::is_kms_reference(text) {
+            uri = crate::kms::KeyReference::parse(text).map_err(|e| e.message)?;
+            uri.key_id.as_str()
+        } else {
+            text
         };
         if key.is_empty() {
             return Err(format!(
@@ -217,6 +220,7 @@ mod tests {
         assert_eq!(k.key_id.as_deref(), Some(ID));
         assert_eq!(k.region.as_deref(), Some("us-east-1"));
         let k = KeySpec::parse("awskms://localhost:4566/alias/cosign").unwrap();
+        assert!(KeySpec::parse("awskms:///not a key").is_err());
         assert_eq!(k.alias.as_deref(), Some("alias/cosign"));
         assert!(k.needs_resolution());
         let k = KeySpec::parse("arn:aws:kms:eu-west-1:1:alias/cosign").unwrap();

@@ -21,7 +21,7 @@ pub mod usage;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
@@ -80,6 +80,8 @@ pub struct Config {
     pub region: Option<String>,
     /// Ask ECR `DescribeImages` for the push time of images in ECR registries.
     pub describe_images: bool,
+    /// Registry hosts standing for ECR registries (`--ecr-alias`, then `SIGTRAIL_ECR_ALIASES`).
+    pub ecr_aliases: Vec<crate::ecr::EcrAlias>,
 }
 
 struct State {
@@ -94,7 +96,7 @@ pub struct TrailFor {
     config: Config,
     state: tokio::sync::OnceCell<Result<Arc<State>, Error>>,
     commits: tokio::sync::Mutex<HashMap<String, git::Commit>>,
-    ecr: tokio::sync::Mutex<HashMap<String, aws_sdk_ecr::Client>>,
+    ecr: crate::ecr::Ecr,
     pictures: Mutex<Vec<(String, timeline::Picture)>>,
 }
 
@@ -113,7 +115,7 @@ impl TrailFor {
             config,
             state: tokio::sync::OnceCell::new(),
             commits: tokio::sync::Mutex::new(HashMap::new()),
-            ecr: tokio::sync::Mutex::new(HashMap::new()),
+            ecr: crate::ecr::Ecr::new(),
             pictures: Mutex::new(Vec::new()),
         })
     }
@@ -196,47 +198,14 @@ impl TrailFor {
         Some(c)
     }
 
-    /// ECR's `imagePushedAt` for the image.
-    async fn pushed_at(
-        &self,
-        account: &str,
-        region: &str,
-        repository: &str,
-        digest: &str,
-    ) -> Result<Option<DateTime<Utc>>, String> {
-        let client = {
-            let mut clients = self.ecr.lock().await;
-            match clients.get(region) {
-                Some(c) => c.clone(),
-                None => {
-                    let config = crate::aws::sdk_config(Some(region)).await;
-                    let c = aws_sdk_ecr::Client::new(&config);
-                    clients.insert(region.to_string(), c.clone());
-                    c
-                }
-            }
-        };
-        let id = aws_sdk_ecr::types::ImageIdentifier::builder()
-            .image_digest(digest)
-            .build();
-        let out = client
-            .describe_images()
-            .registry_id(account)
-            .repository_name(repository)
-            .image_ids(id)
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "ECR DescribeImages {repository}@{digest}: {}",
-                    aws_smithy_types::error::display::DisplayErrorContext(&e)
-                )
-            })?;
-        Ok(out
-            .image_details()
-            .first()
-            .and_then(|d| d.image_pushed_at())
-            .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())))
+    /// The ECR registry a host is, or stands for.
+    fn ecr_target(&self, host: &str) -> Option<crate::ecr::EcrTarget> {
+        self.config
+            .ecr_aliases
+            .iter()
+            .find(|a| a.host == host)
+            .map(|a| a.target.clone())
+            .or_else(|| crate::ecr::EcrTarget::from_host(host))
     }
 
     async fn join_record(&self, rec: &mut Record) -> Result<Done, Error> {
@@ -260,10 +229,10 @@ impl TrailFor {
             })?
             .to_string();
         let registry = get_str(rec, "registry").unwrap_or_default().to_string();
-        let ecr = ecr_target(&registry);
+        let ecr = self.ecr_target(&registry);
         let account = ecr
             .as_ref()
-            .map(|t| t.0.clone())
+            .map(|t| t.registry_id.clone())
             .or_else(|| {
                 rec.get("ecr")
                     .and_then(|e| e.get("registry_id"))
@@ -273,22 +242,30 @@ impl TrailFor {
             .or(self.config.account.clone());
         let region = ecr
             .as_ref()
-            .map(|t| t.1.clone())
+            .map(|t| t.region.clone())
             .or(self.config.region.clone());
-        let attached_repo = rec
-            .get("attached")
-            .and_then(|a| a.get("repository"))
-            .and_then(Value::as_str)
-            .map(|r| {
-                r.strip_prefix(&format!("{registry}/"))
-                    .unwrap_or(r)
-                    .to_string()
-            });
+        // Where the signatures live: --signature-repo, else where attach-sig put them or
+        // check-sig read them (`host/repository`), else the image's repository.
+        let named_repo = |v: Option<&Value>| {
+            v.and_then(|r| r.get("repository"))
+                .and_then(Value::as_str)
+                .map(|r| {
+                    r.strip_prefix(&format!("{registry}/"))
+                        .unwrap_or(r)
+                        .to_string()
+                })
+        };
         let signature_repository = self
             .config
             .signature_repo
             .clone()
-            .or(attached_repo)
+            .or_else(|| named_repo(rec.get("attached")))
+            .or_else(|| {
+                named_repo(
+                    rec.get("verification")
+                        .and_then(|v| v.get("signature_manifest")),
+                )
+            })
             .unwrap_or_else(|| repository.clone());
         let mut record_keys = Vec::new();
         let kms = rec.get("kms");
@@ -334,14 +311,17 @@ impl TrailFor {
         {
             pushed_at = Some(t.with_timezone(&Utc));
             pushed_at_source = Some("ecr.pushed_at");
-        } else if let (Some((acct, reg)), true) = (&ecr, self.config.describe_images) {
-            match self.pushed_at(acct, reg, &repository, &digest).await {
-                Ok(Some(t)) => {
-                    pushed_at = Some(t);
-                    pushed_at_source = Some("ecr DescribeImages");
+        } else if let (Some(target), true) = (&ecr, self.config.describe_images) {
+            match self.ecr.describe_image(target, &repository, &digest).await {
+                Ok(image) => {
+                    pushed_at = image
+                        .pushed_at
+                        .as_deref()
+                        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                        .map(|t| t.with_timezone(&Utc));
+                    pushed_at_source = pushed_at.map(|_| "ecr DescribeImages");
                 }
-                Ok(None) => {}
-                Err(e) => warnings.push(e),
+                Err(e) => warnings.push(e.message),
             }
         }
         if let Some(t) = pushed_at {
@@ -610,31 +590,6 @@ fn annotations(rec: &Record) -> BTreeMap<String, String> {
     out
 }
 
-/// ECR registry aliases from `SIGTRAIL_ECR_ALIASES` (`HOST=ACCT.dkr.ecr.REGION.amazonaws.com`,
-/// comma-separated): a local registry standing for an ECR registry.
-fn aliases() -> &'static HashMap<String, String> {
-    static ALIASES: OnceLock<HashMap<String, String>> = OnceLock::new();
-    ALIASES.get_or_init(|| {
-        std::env::var("SIGTRAIL_ECR_ALIASES")
-            .unwrap_or_default()
-            .split([',', ' ', '\n'])
-            .filter_map(|pair| pair.split_once('='))
-            .map(|(h, t)| (h.trim().to_string(), t.trim().to_string()))
-            .collect()
-    })
-}
-
-/// (account, region) of an ECR registry host (or of the ECR registry an alias stands for).
-pub fn ecr_target(host: &str) -> Option<(String, String)> {
-    let host = aliases().get(host).map(String::as_str).unwrap_or(host);
-    let (account, rest) = host.split_once(".dkr.ecr")?;
-    let rest = rest.strip_prefix("-fips").unwrap_or(rest);
-    let region = rest.strip_prefix('.')?.split_once(".amazonaws.com")?.0;
-    let ok = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
-    (ok && !region.is_empty() && !region.contains('.'))
-        .then(|| (account.to_string(), region.to_string()))
-}
-
 /// The timeline picture of one joined image.
 fn picture(
     ix: &Index,
@@ -791,24 +746,6 @@ fn picture(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ecr_hosts() {
-        assert_eq!(
-            ecr_target("123456789012.dkr.ecr.us-east-1.amazonaws.com"),
-            Some(("123456789012".into(), "us-east-1".into()))
-        );
-        assert_eq!(
-            ecr_target("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com"),
-            Some(("123456789012".into(), "us-gov-west-1".into()))
-        );
-        assert_eq!(
-            ecr_target("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"),
-            Some(("123456789012".into(), "cn-north-1".into()))
-        );
-        assert_eq!(ecr_target("ghcr.io"), None);
-        assert_eq!(ecr_target("12.dkr.ecr.us-east-1.amazonaws.com"), None);
-    }
 
     #[test]
     fn record_fields() {
