@@ -1,6 +1,7 @@
 //! sigtrail: the library behind the six tools (`digest-of`, `payload-for`, `kms-sign`,
 //! `attach-sig`, `check-sig`, `trail-for`). See ARCHITECTURE.md for the map.
 
+pub mod attach;
 pub mod aws;
 pub mod cosign;
 pub mod crypto;
