@@ -555,3 +555,118 @@ impl Drop for PrivateRegistry {
         self.stop();
     }
 }
+
+/// The same cases through an `awskms://` key against the AWS emulator: signatures made by
+/// `payload-for | kms-sign` (KMS `Sign`, DIGEST) attached as cosign signature manifests; one
+/// `GetPublicKey` for the whole batch and no `Sign`/`Verify`, counted by the emulator.
+#[test]
+fn kms_key_path_online() {
+    use sigtrail_tests::{kms_calls, kms_create_key};
+    let reg = env().registry.clone();
+    let alias = format!("alias/{}", unique("cs-kms"));
+    let other_alias = format!("alias/{}", unique("cs-kms-other"));
+    kms_create_key("ECC_NIST_P256", &alias);
+    kms_create_key("ECC_NIST_P256", &other_alias);
+    let key = format!("awskms:///{alias}");
+
+    let images: Vec<(String, String)> = (0..5)
+        .map(|i| {
+            let (repo, _, digest) = image("cs-kms-img", &format!("kms image {i}"));
+            (repo, digest)
+        })
+        .collect();
+    // images 0..3 are signed; 4 stays unsigned
+    let input: String = images[..4]
+        .iter()
+        .map(|(r, d)| format!("{}\n", record(r, d)))
+        .collect();
+    let payloads = run(&mut tool("payload-for"), input.as_bytes());
+    let signed = run(tool("kms-sign").args(["--key", &key]), &payloads.stdout);
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    let signed: Vec<Value> = String::from_utf8_lossy(&signed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let layer = |payload: &[u8], signature: &str| {
+        json!([{"media_type": "application/vnd.dev.cosign.simplesigning.v1+json",
+                "payload_b64": b64(payload),
+                "annotations": {"dev.cosignproject.cosign/signature": signature}}])
+        .to_string()
+    };
+    let attach = |repo: &str, digest: &str, layers: String| {
+        oci(&["push-sig", &reg, repo, &sig_tag(digest), &layers]);
+    };
+    let payload_of = |rec: &Value| unb64(rec["payload"].as_str().unwrap());
+    let sig_of = |rec: &Value| rec["signature"].as_str().unwrap().to_string();
+    // 0: as signed
+    attach(
+        &images[0].0,
+        &images[0].1,
+        layer(&payload_of(&signed[0]), &sig_of(&signed[0])),
+    );
+    // 1: tampered payload (an annotation added after signing), signature kept
+    let tampered = String::from_utf8(payload_of(&signed[1]))
+        .unwrap()
+        .replace("\"optional\":null", "\"optional\":{\"evil\":\"yes\"}");
+    attach(
+        &images[1].0,
+        &images[1].1,
+        layer(tampered.as_bytes(), &sig_of(&signed[1])),
+    );
+    // 2: altered signature
+    let mut sig = unb64(&sig_of(&signed[2]));
+    let last = sig.len() - 1;
+    sig[last] ^= 0x01;
+    attach(
+        &images[2].0,
+        &images[2].1,
+        layer(&payload_of(&signed[2]), &b64(&sig)),
+    );
+    // 3: image 0's signature replayed onto image 3
+    attach(
+        &images[3].0,
+        &images[3].1,
+        layer(&payload_of(&signed[0]), &sig_of(&signed[0])),
+    );
+
+    let records: Vec<Value> = images.iter().map(|(r, d)| record(r, d)).collect();
+    let before = kms_calls(&alias);
+    let (out, proc) = check_sig(&["--key", &key], &records);
+    let after = kms_calls(&alias);
+    let delta = |action: &str| after.get(action).unwrap_or(&0) - before.get(action).unwrap_or(&0);
+    assert_eq!(delta("GetPublicKey"), 1, "{before:?} -> {after:?}");
+    assert_eq!(
+        delta("Sign") + delta("Verify"),
+        0,
+        "{before:?} -> {after:?}"
+    );
+    let got: Vec<_> = out.iter().map(verdict).collect();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let nms = Some("no_matching_signatures".to_string());
+    assert_eq!(
+        got,
+        vec![
+            (None, s(&["ok"])),
+            (nms.clone(), s(&["signature"])),
+            (nms.clone(), s(&["signature"])),
+            (nms.clone(), s(&["manifest_digest"])),
+            (Some("no_signatures".into()), s(&[])),
+        ]
+    );
+    assert_eq!(proc.status.code(), Some(1));
+    assert_eq!(
+        out[0]["verification"]["signatures"][0]["key_id"],
+        signed[0]["key_id"]
+    );
+
+    // an unknown KMS key: the good image does not verify with it
+    let (out, _) = check_sig(
+        &["--key", &format!("awskms:///{other_alias}")],
+        &records[..1],
+    );
+    assert_eq!(verdict(&out[0]), (nms, s(&["signature"])));
+}
