@@ -157,7 +157,7 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
             probe: "/moto-api/",
             ready_status: 200,
             cmd: moto,
-            marker: "moto_server.py".into(),
+            marker: format!("moto_server.py -H 127.0.0.1 -p {pm}"),
         },
     ];
 
