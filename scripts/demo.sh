@@ -41,7 +41,8 @@ push() { # REPO TAG CONTENT [--index]
     | "$SIGTRAIL_PYTHON" "$scripts/ecr-mirror.py" "$1" "$2" - "$digest" >/dev/null
   echo "   $ref  $digest" >&2
   images+=("$ref")
-  printf '{"image":"%s","digest":"%s"}\n' "$ref" "$digest" >> "$work/pushed.jsonl"
+  printf '{"image":"%s","digest":"%s","repository":"%s","tag":"%s","pushed_at":"%s"}\n' \
+    "$ref" "$digest" "$1" "$2" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$work/pushed.jsonl"
 }
 push sample-app-1 v1.0 "sample app 1, release 1.0"
 push sample-app-1 v1.1 "sample app 1, release 1.1"
@@ -81,10 +82,12 @@ if stage payload-for "$work/digests.jsonl" "$work/payloads.jsonl" -a "git_sha=$g
   stage kms-sign "$work/payloads.jsonl" "$work/signatures.jsonl" --key "$key" &&
   stage attach-sig "$work/signatures.jsonl" "$work/attached.jsonl"; then
   signed=yes
+  attached_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 fi
 
 say "verify: check-sig --key $key"
-if stage check-sig "$work/digests.jsonl" "$work/checked.jsonl" --key "$key"; then
+if stage check-sig "$work/digests.jsonl" "$work/checked.jsonl" --key "$key" &&
+  [ -s "$work/checked.jsonl" ]; then
   trail_input=$work/checked.jsonl
 else
   trail_input=$work/digests.jsonl
@@ -107,8 +110,47 @@ sys.stdout.buffer.write(key.public_bytes(serialization.Encoding.PEM, serializati
   done
 fi
 
-say "trail: trail-for"
-stage trail-for "$trail_input" "$work/trail.jsonl" || true
+say "trail: trail-for --cloudtrail lookup"
+# moto records no CloudTrail. For the LookupEvents stand-in of scripts/moto_server.py, write the
+# events AWS would have recorded for this demo: an ECR PutImage per pushed tag, a KMS Sign per
+# kms-sign request (its request id, time, key and algorithm) and a PutImage per signature
+# manifest attach-sig pushed. Nothing else is invented.
+account=123456789012
+put_image='{
+    eventVersion: "1.08", eventTime: .pushed_at, eventSource: "ecr.amazonaws.com",
+    eventName: "PutImage", awsRegion: "us-east-1", readOnly: false,
+    eventID: ("demo-push-" + .repository + "-" + .tag), requestID: ("demo-push-" + .repository + "-" + .tag),
+    userIdentity: {type: "IAMUser", accountId: $acct, accessKeyId: "testing", userName: "sigtrail-demo",
+                   arn: ("arn:aws:iam::" + $acct + ":user/sigtrail-demo")},
+    requestParameters: {repositoryName: .repository, imageTag: .tag, registryId: $acct},
+    responseElements: {image: {repositoryName: .repository, registryId: $acct,
+                               imageId: {imageDigest: .digest, imageTag: .tag}}},
+    resources: [{accountId: $acct, ARN: ("arn:aws:ecr:us-east-1:" + $acct + ":repository/" + .repository)}],
+    eventType: "AwsApiCall", recipientAccountId: $acct
+  }'
+jq -c --arg acct "$account" "$put_image" "$work/pushed.jsonl" > "$work/events.jsonl"
+if [ $signed = yes ]; then
+  jq -c --arg at "$attached_at" 'select(.attached) | {repository, tag: .attached.tag,
+      digest: .attached.manifest_digest, pushed_at: $at}' "$work/attached.jsonl" \
+    | jq -c --arg acct "$account" "$put_image" >> "$work/events.jsonl"
+fi
+if [ -s "$work/signatures.jsonl" ]; then
+  jq -c --arg acct "$account" 'select(.kms) | {
+      eventVersion: "1.08", eventTime: (.kms.time | sub("\\.[0-9]+Z$"; "Z")),
+      eventSource: "kms.amazonaws.com", eventName: "Sign", awsRegion: "us-east-1", readOnly: true,
+      eventID: ("demo-sign-" + .kms.request_id), requestID: .kms.request_id,
+      userIdentity: {type: "IAMUser", accountId: $acct, accessKeyId: "testing", userName: "sigtrail-demo",
+                     arn: ("arn:aws:iam::" + $acct + ":user/sigtrail-demo")},
+      requestParameters: {keyId: "alias/sigtrail-demo", messageType: "DIGEST", signingAlgorithm: .algorithm},
+      responseElements: null,
+      resources: [{accountId: $acct, type: "AWS::KMS::Key", ARN: .kms.key_arn}],
+      eventType: "AwsApiCall", managementEvent: true, recipientAccountId: $acct
+    }' "$work/signatures.jsonl" >> "$work/events.jsonl"
+fi
+jq -s '{Records: .}' "$work/events.jsonl" > "$SIGTRAIL_MOTO_LOOKUP_EVENTS_FILE"
+echo "   (wrote $(jq '.Records | length' "$SIGTRAIL_MOTO_LOOKUP_EVENTS_FILE") stand-in CloudTrail records for LookupEvents)" >&2
+stage trail-for "$trail_input" "$work/trail.jsonl" --cloudtrail lookup --key "$key" \
+  --since "$(date -u +%Y-%m-%d)" --account "$account" --region us-east-1 --git-dir "$root" || true
 
 say "demo done"
 if [ ${#skipped[@]} -gt 0 ]; then
