@@ -310,3 +310,4 @@ pub fn kms_calls(key_id: &str) -> std::collections::BTreeMap<String, usize> {
 pub mod check_sig;
 pub mod faults;
 pub mod hostile;
+pub mod interop;
