@@ -1,121 +1,171 @@
 #!/usr/bin/env bash
-# The demo behind `cargo xtask demo`: push sample images to the local registry, sign them with a
-# KMS key through the tool pipeline, verify them, and show their trail:
+# The demo behind `cargo xtask demo`: push sample images to the local registry, sign the releases
+# with a KMS key in the AWS emulator through the tool pipeline, verify them (one image carries a
+# signature copied from another and fails), let the key "leak" and sign one more image after
+# that, and end with the audit: which images are trusted.
 #
-#   digest-of REG/sample-app-1:v1.0 | payload-for -a git_sha=... \
-#     | kms-sign --key awskms:///alias/sigtrail-demo | attach-sig
-#   digest-of ... | check-sig --key awskms:///alias/sigtrail-demo | trail-for
+#   digest-of IMAGES | payload-for -a git_sha=... | kms-sign --key awskms:///alias/sigtrail-demo | attach-sig
+#   digest-of IMAGES | check-sig --key awskms:///alias/sigtrail-demo
+#   ... | trail-for --cloudtrail lookup --compromised-at TIME --timeline timeline.html
 #
 # Runs inside the environment of `cargo xtask env up` (xtask sets it; by hand: source
-# .sigtrail/env/env.sh). Tools that are not built yet are skipped, and the output says so.
+# .sigtrail/env/env.sh, on a fresh environment). The records of every step and the timeline are
+# kept in .sigtrail/demo/ (or $SIGTRAIL_DEMO_OUT). SIGTRAIL_DEMO_BIN=DIR runs tools already built
+# in DIR instead of building them. Exits 0 when every step did what the demo says it does.
 set -euo pipefail
 
 : "${SIGTRAIL_REGISTRY:?run with cargo xtask demo, or source .sigtrail/env/env.sh first}"
 root=$(cd "$(dirname "$0")/.." && pwd)
 scripts=$root/scripts
-key=awskms:///alias/sigtrail-demo
+alias=alias/sigtrail-demo
+key=awskms:///$alias
+account=123456789012
+reg=$SIGTRAIL_REGISTRY
 git_sha=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo 0000000000000000000000000000000000000000)
+out=${SIGTRAIL_DEMO_OUT:-$root/.sigtrail/demo}
+# Settings of the caller's shell that would send signatures elsewhere.
+unset COSIGN_REPOSITORY SIGTRAIL_ECR_ALIASES
 
-say() { printf '\n== %s\n' "$*" >&2; }
-skipped=()
-failed=()
-skip() { skipped+=("$1"); echo "   SKIPPED: $1 is not built yet" >&2; }
-# A tool counts as present only when the workspace built it, not when something else is on PATH.
-have() { [ -x "$bin/$1" ]; }
-show() { jq -c . "$1" >&2 || cat "$1" >&2; }
+say() { printf '\n== %s\n' "$*"; }
+cmd() { printf '   $ %s\n' "$*"; }
+# Ends the demo when a step did not do what it should, with the tools' stderr.
+die() {
+  printf '\nDEMO FAILED: %s\n' "$*" >&2
+  if [ -s "$out/stderr.log" ]; then
+    echo "--- tools' stderr ($out/stderr.log):" >&2
+    tail -n 30 "$out/stderr.log" >&2
+  fi
+  exit 1
+}
+short() { printf '%s' "${1:0:19}…"; }
 
-say "building the tools (cargo build --bins)"
-(cd "$root" && cargo build --quiet --bins)
-bin=${CARGO_TARGET_DIR:-$root/target}/debug
+if [ -n "${SIGTRAIL_DEMO_BIN:-}" ]; then
+  bin=$SIGTRAIL_DEMO_BIN
+else
+  say "building the tools (cargo build --bins)"
+  (cd "$root" && cargo build --quiet --bins)
+  bin=${CARGO_TARGET_DIR:-$root/target}/debug
+fi
+for tool in digest-of payload-for kms-sign attach-sig check-sig trail-for; do
+  [ -x "$bin/$tool" ] || die "$bin/$tool is not built"
+done
 export PATH="$bin:$PATH"
+rm -rf "$out"
+mkdir -p "$out"
+: > "$out/pushed.jsonl"
+: > "$out/stderr.log"
+echo "   records and the timeline go to $out"
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-say "pushing sample images to $SIGTRAIL_REGISTRY (built without docker) and telling moto's ECR"
-images=()
-push() { # REPO TAG CONTENT [--index]
-  local ref=$SIGTRAIL_REGISTRY/$1:$2 digest
+# push REPO TAG CONTENT [--index]: push-image.sh, then tell moto's ECR (DescribeImages).
+push() {
+  local ref=$reg/$1:$2 digest
   digest=$("$scripts/push-image.sh" "$ref" "$3" "${@:4}")
   "$SIGTRAIL_SKOPEO" inspect --raw --tls-verify=false "docker://$ref" \
     | "$SIGTRAIL_PYTHON" "$scripts/ecr-mirror.py" "$1" "$2" - "$digest" >/dev/null
-  echo "   $ref  $digest" >&2
-  images+=("$ref")
-  printf '{"image":"%s","digest":"%s","repository":"%s","tag":"%s","pushed_at":"%s"}\n' \
-    "$ref" "$digest" "$1" "$2" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$work/pushed.jsonl"
+  printf '   %-40s %s\n' "$1:$2" "$digest"
+  jq -nc --arg r "$1" --arg t "$2" --arg d "$digest" --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    '{repository: $r, tag: $t, digest: $d, pushed_at: $at}' >> "$out/pushed.jsonl"
 }
+digest_of_tag() { jq -r --arg r "$1" --arg t "$2" 'select(.repository == $r and .tag == $t) | .digest' "$out/pushed.jsonl"; }
+sig_tag() { printf 'sha256-%s.sig' "${1#sha256:}"; }
+
+# sign OUT IMAGES...: the signing pipeline, exactly as a release job runs it.
+sign() {
+  local file=$1
+  shift
+  cmd "digest-of ${*#"$reg/"} | payload-for -a git_sha=${git_sha:0:12}… | kms-sign --key $key | attach-sig"
+  digest-of "$@" 2>>"$out/stderr.log" \
+    | payload-for -a "git_sha=$git_sha" 2>>"$out/stderr.log" \
+    | kms-sign --key "$key" 2>>"$out/stderr.log" \
+    | attach-sig > "$file" 2>>"$out/stderr.log" || die "the signing pipeline failed"
+  jq -r '"   signed   \(.repository):\(.tag)  \(.algorithm) (KMS request \(.kms.request_id[0:8])…)  -> \(.attached.tag[0:19])….sig, \(.attached.layers) signature(s)"' "$file"
+  date -u +%Y-%m-%dT%H:%M:%SZ > "$file.attached_at"
+}
+
+# verify OUT IMAGES...: check-sig on the images; prints one line per image; exit status of check-sig.
+verify() {
+  local file=$1 rc=0
+  shift
+  cmd "digest-of ... | check-sig --key $key"
+  digest-of "$@" 2>>"$out/stderr.log" | check-sig --key "$key" > "$file" 2>>"$out/stderr.log" || rc=$?
+  jq -r 'if .verification.verified then
+      "   OK       \(.repository):\(.tag)  signature by key \(.verification.keys_verified[0][0:12])…"
+    else
+      "   FAILED   \(.repository):\(.tag)  \(.verification.failure // .error.kind): \(.verification.signatures[0].reason // .verification.reason // .error.message
+        | gsub("sha256:(?<h>[0-9a-f]{12})[0-9a-f]{52}"; "sha256:\(.h)…"))"
+    end' "$file"
+  return $rc
+}
+
+say "1. pushing sample images to $reg (built without docker) and telling moto's ECR"
 push sample-app-1 v1.0 "sample app 1, release 1.0"
 push sample-app-1 v1.1 "sample app 1, release 1.1"
 push sample-app-2 v1.0 "sample app 2, two platforms" --index
+releases=("$reg/sample-app-1:v1.0" "$reg/sample-app-1:v1.1" "$reg/sample-app-2:v1.0")
 
-say "creating the KMS key alias/sigtrail-demo (ECC_NIST_P256, SIGN_VERIFY) in moto"
-"$SIGTRAIL_PYTHON" "$scripts/kms-create-key.py" ECC_NIST_P256 alias/sigtrail-demo >&2
+say "2. creating the KMS key $alias (ECC_NIST_P256, SIGN_VERIFY) in moto"
+arn=$("$SIGTRAIL_PYTHON" "$scripts/kms-create-key.py" ECC_NIST_P256 "$alias")
+echo "   $arn"
+cmd "kms-sign --public-key --key $key > kms.pub"
+kms-sign --public-key --key "$key" > "$out/kms.pub" 2>>"$out/stderr.log" || die "kms-sign --public-key failed"
+sed 's/^/   /' "$out/kms.pub"
 
-# Each stage reads the previous stage's records from a file, so a missing tool stops the chain
-# visibly instead of breaking a pipe. A stage returns 1 only when its tool is missing; a tool
-# that fails is reported and fails the demo at the end.
-stage() { # NAME IN OUT ARGS...
-  local name=$1 in=$2 out=$3
-  shift 3
-  if ! have "$name"; then skip "$name"; return 1; fi
-  echo "   \$ $name $*" >&2
-  local rc=0
-  "$name" "$@" < "$in" > "$out" || rc=$?
-  show "$out"
-  if [ $rc -ne 0 ]; then
-    failed+=("$name (exit $rc)")
-    echo "   FAILED: $name exited with $rc" >&2
-  fi
-}
+say "3. release: signing the three images with the KMS key"
+sign "$out/signed.jsonl" "${releases[@]}"
+[ "$(jq -s 'map(select(.attached.added == true)) | length' "$out/signed.jsonl")" = 3 ] ||
+  die "attach-sig did not attach three signatures"
 
-say "sign: digest-of | payload-for | kms-sign | attach-sig"
-if have digest-of; then
-  printf '%s\n' "${images[@]}" > "$work/refs"
-  stage digest-of "$work/refs" "$work/digests.jsonl"
-else
-  skip digest-of
-  echo "   (using the digests push-image.sh reported instead)" >&2
-  cp "$work/pushed.jsonl" "$work/digests.jsonl"
-fi
-signed=no
-if stage payload-for "$work/digests.jsonl" "$work/payloads.jsonl" -a "git_sha=$git_sha" &&
-  stage kms-sign "$work/payloads.jsonl" "$work/signatures.jsonl" --key "$key" &&
-  stage attach-sig "$work/signatures.jsonl" "$work/attached.jsonl"; then
-  signed=yes
-  attached_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-fi
+say "4. someone rebuilds sample-app-1:v1.0 by hand and copies v1.0's signature onto it"
+push sample-app-1 v1.0-patched "sample app 1, release 1.0, patched by hand"
+from=$(sig_tag "$(digest_of_tag sample-app-1 v1.0)")
+to=$(sig_tag "$(digest_of_tag sample-app-1 v1.0-patched)")
+cmd "curl GET $reg/v2/sample-app-1/manifests/${from:0:19}….sig | curl PUT .../manifests/${to:0:19}….sig"
+curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+  "http://$reg/v2/sample-app-1/manifests/$from" > "$out/copied-sig-manifest.json" || die "cannot read $from"
+curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+  --data-binary @"$out/copied-sig-manifest.json" "http://$reg/v2/sample-app-1/manifests/$to" > /dev/null ||
+  die "cannot push $to"
+jq -nc --arg d "sha256:$(sha256sum < "$out/copied-sig-manifest.json" | cut -d' ' -f1)" --arg t "$to" \
+  --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+  '{repository: "sample-app-1", tag: $t, digest: $d, pushed_at: $at}' > "$out/copied.jsonl"
+all=("${releases[@]}" "$reg/sample-app-1:v1.0-patched")
 
-say "verify: check-sig --key $key"
-if stage check-sig "$work/digests.jsonl" "$work/checked.jsonl" --key "$key" &&
-  [ -s "$work/checked.jsonl" ]; then
-  trail_input=$work/checked.jsonl
-else
-  trail_input=$work/digests.jsonl
-fi
+say "5. verify before deploy: check-sig (exit status 1: one image fails, as it should)"
+rc=0
+verify "$out/checked.jsonl" "${all[@]}" || rc=$?
+[ $rc = 1 ] || die "check-sig exited with $rc, expected 1 (one image fails)"
+[ "$(jq -sc 'map(.verification.verified)' "$out/checked.jsonl")" = '[true,true,true,false]' ] ||
+  die "check-sig did not accept exactly the three signed releases"
+[ "$(jq -r 'select(.tag == "v1.0-patched") | .verification.signatures[0].failed_check' "$out/checked.jsonl")" = manifest_digest ] ||
+  die "the copied signature did not fail on its manifest digest"
 
-if [ $signed = yes ]; then
-  say "independent check: sigstore-rs verifies the attached signatures with the KMS public key"
-  "$SIGTRAIL_PYTHON" -c '
-import boto3, os, sys
-from cryptography.hazmat.primitives import serialization
-kms = boto3.client("kms", region_name=os.environ.get("AWS_REGION"))
-der = kms.get_public_key(KeyId="alias/sigtrail-demo")["PublicKey"]
-key = serialization.load_der_public_key(der)
-sys.stdout.buffer.write(key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-' > "$work/kms.pub"
-  for ref in "${images[@]}"; do
-    if ! "$SIGTRAIL_SRS_VERIFY" "$ref" "$work/kms.pub" --http 2>/dev/null | sed 's/^/   /' >&2; then
-      failed+=("srs-verify $ref")
-    fi
-  done
-fi
+say "6. independent check: sigstore-rs 0.15 verifies with the KMS public key"
+for ref in "${all[@]}"; do
+  verdict=$("$SIGTRAIL_SRS_VERIFY" "$ref" "$out/kms.pub" --http 2>/dev/null) && ok=yes || ok=no
+  echo "   sigstore-rs: ${verdict//"$reg/"/}"
+  case $ref:$ok in
+    *:v1.0-patched:yes) die "sigstore-rs accepted the copied signature" ;;
+    *:v1.0-patched:no) ;;
+    *:no) die "sigstore-rs rejected $ref" ;;
+  esac
+done
 
-say "trail: trail-for --cloudtrail lookup"
+sleep 1
+compromised_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+say "7. the key leaks at $compromised_at; sample-app-1:v1.2 is signed with it after that"
+push sample-app-1 v1.2 "sample app 1, release 1.2"
+sign "$out/signed-late.jsonl" "$reg/sample-app-1:v1.2"
+all+=("$reg/sample-app-1:v1.2")
+verify "$out/checked-all.jsonl" "${all[@]}" || true
+[ "$(jq -r 'select(.tag == "v1.2") | .verification.verified' "$out/checked-all.jsonl")" = true ] ||
+  die "check-sig did not accept v1.2's (valid) signature"
+echo "   (v1.2's signature is valid: only the audit trail can tell it was made after the leak)"
+
+say "8. audit: trail-for joins CloudTrail and ECR (--compromised-at $compromised_at), newest image first"
 # moto records no CloudTrail. For the LookupEvents stand-in of scripts/moto_server.py, write the
-# events AWS would have recorded for this demo: an ECR PutImage per pushed tag, a KMS Sign per
-# kms-sign request (its request id, time, key and algorithm) and a PutImage per signature
-# manifest attach-sig pushed. Nothing else is invented.
-account=123456789012
+# events AWS would have recorded for this demo, from the tools' own output: an ECR PutImage per
+# pushed tag, per signature manifest attach-sig pushed and for the copied one, and a KMS Sign per
+# kms-sign request (its request id, time, key and algorithm). Nothing else is invented.
 put_image='{
     eventVersion: "1.08", eventTime: .pushed_at, eventSource: "ecr.amazonaws.com",
     eventName: "PutImage", awsRegion: "us-east-1", readOnly: false,
@@ -128,35 +178,50 @@ put_image='{
     resources: [{accountId: $acct, ARN: ("arn:aws:ecr:us-east-1:" + $acct + ":repository/" + .repository)}],
     eventType: "AwsApiCall", recipientAccountId: $acct
   }'
-jq -c --arg acct "$account" "$put_image" "$work/pushed.jsonl" > "$work/events.jsonl"
-if [ $signed = yes ]; then
-  jq -c --arg at "$attached_at" 'select(.attached) | {repository, tag: .attached.tag,
-      digest: .attached.manifest_digest, pushed_at: $at}' "$work/attached.jsonl" \
-    | jq -c --arg acct "$account" "$put_image" >> "$work/events.jsonl"
-fi
-if [ -s "$work/signatures.jsonl" ]; then
-  jq -c --arg acct "$account" 'select(.kms) | {
-      eventVersion: "1.08", eventTime: (.kms.time | sub("\\.[0-9]+Z$"; "Z")),
-      eventSource: "kms.amazonaws.com", eventName: "Sign", awsRegion: "us-east-1", readOnly: true,
-      eventID: ("demo-sign-" + .kms.request_id), requestID: .kms.request_id,
-      userIdentity: {type: "IAMUser", accountId: $acct, accessKeyId: "testing", userName: "sigtrail-demo",
-                     arn: ("arn:aws:iam::" + $acct + ":user/sigtrail-demo")},
-      requestParameters: {keyId: "alias/sigtrail-demo", messageType: "DIGEST", signingAlgorithm: .algorithm},
-      responseElements: null,
-      resources: [{accountId: $acct, type: "AWS::KMS::Key", ARN: .kms.key_arn}],
-      eventType: "AwsApiCall", managementEvent: true, recipientAccountId: $acct
-    }' "$work/signatures.jsonl" >> "$work/events.jsonl"
-fi
-jq -s '{Records: .}' "$work/events.jsonl" > "$SIGTRAIL_MOTO_LOOKUP_EVENTS_FILE"
-echo "   (wrote $(jq '.Records | length' "$SIGTRAIL_MOTO_LOOKUP_EVENTS_FILE") stand-in CloudTrail records for LookupEvents)" >&2
-stage trail-for "$trail_input" "$work/trail.jsonl" --cloudtrail lookup --key "$key" \
-  --since "$(date -u +%Y-%m-%d)" --account "$account" --region us-east-1 --git-dir "$root" || true
+kms_sign='select(.kms) | {
+    eventVersion: "1.08", eventTime: (.kms.time | sub("\\.[0-9]+Z$"; "Z")),
+    eventSource: "kms.amazonaws.com", eventName: "Sign", awsRegion: "us-east-1", readOnly: true,
+    eventID: ("demo-sign-" + .kms.request_id), requestID: .kms.request_id,
+    userIdentity: {type: "IAMUser", accountId: $acct, accessKeyId: "testing", userName: "sigtrail-demo",
+                   arn: ("arn:aws:iam::" + $acct + ":user/sigtrail-demo")},
+    requestParameters: {keyId: $alias, messageType: "DIGEST", signingAlgorithm: .algorithm},
+    responseElements: null,
+    resources: [{accountId: $acct, type: "AWS::KMS::Key", ARN: .kms.key_arn}],
+    eventType: "AwsApiCall", managementEvent: true, recipientAccountId: $acct
+  }'
+{
+  jq -c --arg acct "$account" "$put_image" "$out/pushed.jsonl" "$out/copied.jsonl"
+  for f in signed signed-late; do
+    jq -c --arg at "$(cat "$out/$f.jsonl.attached_at")" 'select(.attached) | {repository, tag: .attached.tag,
+        digest: .attached.manifest_digest, pushed_at: $at}' "$out/$f.jsonl" \
+      | jq -c --arg acct "$account" "$put_image"
+    jq -c --arg acct "$account" --arg alias "$alias" "$kms_sign" "$out/$f.jsonl"
+  done
+} > "$out/events.jsonl"
+jq -s '{Records: .}' "$out/events.jsonl" > "$SIGTRAIL_MOTO_LOOKUP_EVENTS_FILE"
+echo "   (moto has no CloudTrail: wrote $(jq '.Records | length' "$SIGTRAIL_MOTO_LOOKUP_EVENTS_FILE") stand-in records of the demo's own calls for LookupEvents)"
+# Newest image first, one at a time so the timeline's pictures come in that order too. No
+# --git-dir: the demo's images are not built from this checkout's HEAD, whose commit time would
+# stretch the timeline's axis over days.
+cmd "... | check-sig --key $key | trail-for --cloudtrail lookup --key $key --compromised-at $compromised_at --timeline timeline.html"
+rc=0
+tac "$out/checked-all.jsonl" | trail-for --jobs 1 --cloudtrail lookup --key "$key" --compromised-at "$compromised_at" \
+  --since "$(date -u +%Y-%m-%d)" --account "$account" --region us-east-1 \
+  --timeline "$out/timeline.html" > "$out/trail.jsonl" 2>>"$out/stderr.log" || rc=$?
+[ $rc -le 1 ] || die "trail-for exited with $rc"
+jq -r '"   \(.trail.verdict // "error" | ascii_upcase | . + "         " | .[0:11]) \(.repository):\(.tag)  "
+  + "\((.trail.reasons // [.error.message]) | join("; "))"' "$out/trail.jsonl"
+verdicts=$(jq -sc 'map({key: "\(.repository):\(.tag)", value: .trail.verdict}) | from_entries' "$out/trail.jsonl")
+for image in sample-app-1:v1.0 sample-app-1:v1.1 sample-app-2:v1.0; do
+  [ "$(jq -r --arg i "$image" '.[$i]' <<< "$verdicts")" = trusted ] || die "$image is not trusted"
+done
+[ "$(jq -r '.["sample-app-1:v1.2"]' <<< "$verdicts")" = untrusted ] ||
+  die "sample-app-1:v1.2, signed after the compromise, is not untrusted"
+[ "$(jq -r '.["sample-app-1:v1.0-patched"]' <<< "$verdicts")" != trusted ] ||
+  die "sample-app-1:v1.0-patched is trusted"
+[ $rc = 1 ] || die "trail-for exited with $rc, expected 1 (some images are not trusted)"
 
 say "demo done"
-if [ ${#skipped[@]} -gt 0 ]; then
-  echo "   skipped because not built yet: ${skipped[*]}" >&2
-fi
-if [ ${#failed[@]} -gt 0 ]; then
-  echo "   failed: ${failed[*]}" >&2
-  exit 1
-fi
+echo "   trusted: sample-app-1:v1.0, sample-app-1:v1.1, sample-app-2:v1.0 (signed by the release before the leak)"
+echo "   not trusted: sample-app-1:v1.2 (signed after the leak), sample-app-1:v1.0-patched (copied signature)"
+echo "   timeline: $out/timeline.html; records of every step: $out/*.jsonl"
