@@ -1,10 +1,10 @@
 //! Interoperability end to end: the real pipeline `digest-of | payload-for | kms-sign --key K |
 //! attach-sig` signs an image on the local registry with each key kind (moto KMS ECC_NIST_P256,
-//! RSA_2048 and ECC_NIST_P384, and a cosign-format encrypted key file), then three verifiers
-//! nobody here wrote or that verify independently of the signer (skopeo 1.18 with a
-//! `sigstoreSigned` policy, the sigstore-rs 0.15 harness, and `check-sig`) accept it, and each
-//! rejects a tampered payload, a signature checked against another key, and the signature
-//! manifest replayed onto another image.
+//! RSA_2048 and ECC_NIST_P384, and a cosign-format encrypted key file). Three verifiers, two of
+//! them written elsewhere (skopeo 1.18 with a `sigstoreSigned` policy, the sigstore-rs 0.15
+//! harness) and `check-sig`, accept it, and each rejects a tampered payload, a signature checked
+//! against another key, and the signature manifest replayed onto another image. One image and
+//! one replay target per key kind serve every case.
 //!
 //! skopeo (containers/image) verifies every sigstore signature with SHA-256 whatever the key, so
 //! it rejects ECDSA P-384 signatures made by KMS (`ECDSA_SHA_384`); the P-384 test asserts that
