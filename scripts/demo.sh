@@ -23,6 +23,7 @@ account=123456789012
 reg=$SIGTRAIL_REGISTRY
 git_sha=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo 0000000000000000000000000000000000000000)
 out=${SIGTRAIL_DEMO_OUT:-$root/.sigtrail/demo}
+since=$(date -u -d '-10 minutes' +%Y-%m-%dT%H:%M:%SZ) # trail-for reads CloudTrail from here on
 # Settings of the caller's shell that would send signatures elsewhere.
 unset COSIGN_REPOSITORY SIGTRAIL_ECR_ALIASES
 
@@ -56,7 +57,9 @@ mkdir -p "$out"
 : > "$out/stderr.log"
 echo "   records and the timeline go to $out"
 
-# push REPO TAG CONTENT [--index]: push-image.sh, then tell moto's ECR (DescribeImages).
+# push REPO TAG CONTENT [--index]: push-image.sh, then tell moto's ECR (DescribeImages). The
+# stand-in CloudTrail record of the push names $pusher as the caller.
+pusher=sigtrail-demo
 push() {
   local ref=$reg/$1:$2 digest
   digest=$("$scripts/push-image.sh" "$ref" "$3" "${@:4}")
@@ -64,7 +67,7 @@ push() {
     | "$SIGTRAIL_PYTHON" "$scripts/ecr-mirror.py" "$1" "$2" - "$digest" >/dev/null
   printf '   %-40s %s\n' "$1:$2" "$digest"
   jq -nc --arg r "$1" --arg t "$2" --arg d "$digest" --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-    '{repository: $r, tag: $t, digest: $d, pushed_at: $at}' >> "$out/pushed.jsonl"
+    --arg u "$pusher" '{repository: $r, tag: $t, digest: $d, pushed_at: $at, user: $u}' >> "$out/pushed.jsonl"
 }
 digest_of_tag() { jq -r --arg r "$1" --arg t "$2" 'select(.repository == $r and .tag == $t) | .digest' "$out/pushed.jsonl"; }
 sig_tag() { printf 'sha256-%s.sig' "${1#sha256:}"; }
@@ -116,6 +119,7 @@ sign "$out/signed.jsonl" "${releases[@]}"
   die "attach-sig did not attach three signatures"
 
 say "4. someone rebuilds sample-app-1:v1.0 by hand and copies v1.0's signature onto it"
+pusher=dev-laptop
 push sample-app-1 v1.0-patched "sample app 1, release 1.0, patched by hand"
 from=$(sig_tag "$(digest_of_tag sample-app-1 v1.0)")
 to=$(sig_tag "$(digest_of_tag sample-app-1 v1.0-patched)")
@@ -126,8 +130,9 @@ curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
   --data-binary @"$out/copied-sig-manifest.json" "http://$reg/v2/sample-app-1/manifests/$to" > /dev/null ||
   die "cannot push $to"
 jq -nc --arg d "sha256:$(sha256sum < "$out/copied-sig-manifest.json" | cut -d' ' -f1)" --arg t "$to" \
-  --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-  '{repository: "sample-app-1", tag: $t, digest: $d, pushed_at: $at}' > "$out/copied.jsonl"
+  --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg u "$pusher" \
+  '{repository: "sample-app-1", tag: $t, digest: $d, pushed_at: $at, user: $u}' > "$out/copied.jsonl"
+pusher=sigtrail-demo
 all=("${releases[@]}" "$reg/sample-app-1:v1.0-patched")
 
 say "5. verify before deploy: check-sig (exit status 1: one image fails, as it should)"
@@ -165,13 +170,16 @@ say "8. audit: trail-for joins CloudTrail and ECR (--compromised-at $compromised
 # moto records no CloudTrail. For the LookupEvents stand-in of scripts/moto_server.py, write the
 # events AWS would have recorded for this demo, from the tools' own output: an ECR PutImage per
 # pushed tag, per signature manifest attach-sig pushed and for the copied one, and a KMS Sign per
-# kms-sign request (its request id, time, key and algorithm). Nothing else is invented.
+# kms-sign request (its request id, time, key and algorithm). The caller is the release user
+# sigtrail-demo, except for step 4's hand-made pushes, made as user dev-laptop (with its own
+# access key), as they would be. Nothing else is invented.
 put_image='{
     eventVersion: "1.08", eventTime: .pushed_at, eventSource: "ecr.amazonaws.com",
     eventName: "PutImage", awsRegion: "us-east-1", readOnly: false,
     eventID: ("demo-push-" + .repository + "-" + .tag), requestID: ("demo-push-" + .repository + "-" + .tag),
-    userIdentity: {type: "IAMUser", accountId: $acct, accessKeyId: "testing", userName: "sigtrail-demo",
-                   arn: ("arn:aws:iam::" + $acct + ":user/sigtrail-demo")},
+    userIdentity: {type: "IAMUser", accountId: $acct, userName: (.user // "sigtrail-demo"),
+                   accessKeyId: (if (.user // "sigtrail-demo") == "sigtrail-demo" then "testing" else "AKIADEMO" + (.user | ascii_upcase | gsub("-"; "")) end),
+                   arn: ("arn:aws:iam::" + $acct + ":user/" + (.user // "sigtrail-demo"))},
     requestParameters: {repositoryName: .repository, imageTag: .tag, registryId: $acct},
     responseElements: {image: {repositoryName: .repository, registryId: $acct,
                                imageId: {imageDigest: .digest, imageTag: .tag}}},
@@ -206,7 +214,7 @@ echo "   (moto has no CloudTrail: wrote $(jq '.Records | length' "$SIGTRAIL_MOTO
 cmd "... | check-sig --key $key | trail-for --cloudtrail lookup --key $key --compromised-at $compromised_at --timeline timeline.html"
 rc=0
 tac "$out/checked-all.jsonl" | trail-for --jobs 1 --cloudtrail lookup --key "$key" --compromised-at "$compromised_at" \
-  --since "$(date -u +%Y-%m-%d)" --account "$account" --region us-east-1 \
+  --since "$since" --account "$account" --region us-east-1 \
   --timeline "$out/timeline.html" > "$out/trail.jsonl" 2>>"$out/stderr.log" || rc=$?
 [ $rc -le 1 ] || die "trail-for exited with $rc"
 jq -r '"   \(.trail.verdict // "error" | ascii_upcase | . + "         " | .[0:11]) \(.repository):\(.tag)  "
