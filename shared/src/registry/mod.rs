@@ -428,13 +428,17 @@ impl Registry {
             headers,
             body: None,
         };
-        let resp = self
-            .send(&host, &image.repository, Access::Pull, req)
+        let (headers, _, bytes) = self
+            .fetch(
+                &host,
+                &image.repository,
+                req,
+                MAX_MANIFEST_BYTES,
+                &format!("manifest {image}"),
+            )
             .await?;
-        let resp = check_status(resp, &format!("manifest {image}")).await?;
-        let header_digest = header_str(resp.headers(), "docker-content-digest");
-        let content_type = header_str(resp.headers(), "content-type");
-        let bytes = read_capped(resp, MAX_MANIFEST_BYTES, &format!("manifest {image}")).await?;
+        let header_digest = header_str(&headers, "docker-content-digest");
+        let content_type = header_str(&headers, "content-type");
         let digest = sha256_digest(&bytes);
         if let Some(want) = &image.digest {
             if *want != digest {
@@ -583,11 +587,7 @@ impl Registry {
             body: None,
         };
         let what = format!("blob {digest} of {}", repo.name());
-        let resp = self
-            .send(&host, &repo.repository, Access::Pull, req)
-            .await?;
-        let resp = check_status(resp, &what).await?;
-        let bytes = read_capped(resp, max, &what).await?;
+        let (_, _, bytes) = self.fetch(&host, &repo.repository, req, max, &what).await?;
         let got = sha256_digest(&bytes);
         if got != digest {
             return Err(Error::new(
@@ -716,16 +716,14 @@ impl Registry {
                 headers: HeaderMap::new(),
                 body: None,
             };
-            let resp = self
-                .send(&host, &repo.repository, Access::Pull, req)
+            let (headers, final_url, body) = self
+                .fetch(&host, &repo.repository, req, 16 << 20, &what)
                 .await?;
-            let resp = check_status(resp, &what).await?;
-            let next = header_str(resp.headers(), "link")
+            let next = header_str(&headers, "link")
                 .and_then(|l| next_link(&l))
-                .map(|n| resp.url().join(&n))
+                .map(|n| final_url.join(&n))
                 .transpose()
                 .map_err(|e| rerr(format!("{what}: bad Link header: {e}")))?;
-            let body = read_capped(resp, 16 << 20, &what).await?;
             let json: Value = serde_json::from_slice(&body)
                 .map_err(|e| rerr(format!("{what} is not valid JSON: {e}")))?;
             if let Some(list) = json.get("tags").and_then(Value::as_array) {
@@ -745,6 +743,49 @@ impl Registry {
     }
 
     // ---- transport ----
+
+    /// A pull `GET`: [`Registry::send`], a success status, then the body (at most `max` bytes).
+    /// A body cut short (the connection closed or reset mid-body) is retried like a `5xx`,
+    /// with backoff, up to [`RegistryOptions::max_attempts`] reads; after that it is an error,
+    /// never a short body. Returns the headers, the final URL and the body.
+    async fn fetch(
+        &self,
+        host: &HostState,
+        repository: &str,
+        req: Req,
+        max: usize,
+        what: &str,
+    ) -> Result<(HeaderMap, Url, Vec<u8>), Error> {
+        let opts = &self.inner.opts;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let again = Req {
+                method: req.method.clone(),
+                url: req.url.clone(),
+                headers: req.headers.clone(),
+                body: req.body.clone(),
+            };
+            let resp = self.send(host, repository, Access::Pull, again).await?;
+            let resp = check_status(resp, what).await?;
+            let headers = resp.headers().clone();
+            let url = resp.url().clone();
+            match read_body(resp, max, what).await {
+                Ok(bytes) => return Ok((headers, url, bytes)),
+                Err(BodyError::Broken(_)) if attempt < opts.max_attempts => {
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                }
+                Err(BodyError::Broken(e)) => {
+                    return Err(rerr(format!(
+                        "{} (the body was cut short {attempt} times; the registry or a proxy \
+                         in front of it is closing connections: try again later)",
+                        e.message
+                    )))
+                }
+                Err(BodyError::TooLarge(e)) => return Err(e),
+            }
+        }
+    }
 
     /// Sends `req` with auth, retries and manual redirects; returns the final response (any
     /// status except the retried ones and a 401 the credentials could not cure).
@@ -855,6 +896,27 @@ impl Registry {
                 )
             })?;
             if !resp.status().is_redirection() || resp.status() == StatusCode::NOT_MODIFIED {
+                let status = resp.status();
+                if (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN)
+                    && !same_origin(&url, &host.base)
+                {
+                    // Not the registry's own challenge: never answered with its credentials,
+                    // and not a sign that they are wrong.
+                    return Err((
+                        Error::new(
+                            "unauthorized",
+                            format!(
+                                "{} redirected the request to {}, which refused it ({status}); \
+                                 credentials are never sent along a redirect to another host, so \
+                                 the redirect target must accept the request without them: a \
+                                 registry or storage misconfiguration, not wrong credentials",
+                                host.host,
+                                url.origin().ascii_serialization()
+                            ),
+                        ),
+                        false,
+                    ));
+                }
                 return Ok(resp);
             }
             let Some(loc) = resp.headers().get(LOCATION).and_then(|l| l.to_str().ok()) else {
@@ -1282,32 +1344,56 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Why a body could not be read.
+enum BodyError {
+    /// Over the cap (not worth another try).
+    TooLarge(Error),
+    /// The connection failed mid-body, or the body ended before its `Content-Length`.
+    Broken(Error),
+}
+
 /// Reads a body of at most `max` bytes (`too_large` beyond).
-async fn read_capped(
+async fn read_capped(resp: reqwest::Response, max: usize, what: &str) -> Result<Vec<u8>, Error> {
+    read_body(resp, max, what).await.map_err(|e| match e {
+        BodyError::TooLarge(e) | BodyError::Broken(e) => e,
+    })
+}
+
+async fn read_body(
     mut resp: reqwest::Response,
     max: usize,
     what: &str,
-) -> Result<Vec<u8>, Error> {
+) -> Result<Vec<u8>, BodyError> {
     let too_large = || {
-        Error::new(
+        BodyError::TooLarge(Error::new(
             "too_large",
             format!("{what} is larger than {max} bytes; not read"),
-        )
+        ))
     };
-    if resp.content_length().is_some_and(|n| n > max as u64) {
+    let announced = resp.content_length();
+    if announced.is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
-    let mut buf = Vec::with_capacity(resp.content_length().unwrap_or(0).min(max as u64) as usize);
+    let mut buf = Vec::with_capacity(announced.unwrap_or(0).min(max as u64) as usize);
     while let Some(chunk) = resp.chunk().await.map_err(|e| {
-        rerr(format!(
+        BodyError::Broken(rerr(format!(
             "{what}: reading the response failed: {}",
             error_chain(&e)
-        ))
+        )))
     })? {
         if buf.len() + chunk.len() > max {
             return Err(too_large());
         }
         buf.extend_from_slice(&chunk);
+    }
+    // hyper reports a short Content-Length body as an error; check anyway, so a short body can
+    // never pass as a whole one.
+    if announced.is_some_and(|n| n != buf.len() as u64) {
+        return Err(BodyError::Broken(rerr(format!(
+            "{what}: the body ended after {} of {} bytes",
+            buf.len(),
+            announced.unwrap_or(0)
+        ))));
     }
     Ok(buf)
 }
