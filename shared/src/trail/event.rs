@@ -22,6 +22,14 @@ use serde::Deserialize;
 
 /// Largest decompressed log file read (CloudTrail files are a few MB; this guards against bombs).
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
+/// Largest single record of a log file, in bytes of JSON (CloudTrail records are at most a few
+/// hundred KB; a `PutImage` carrying a 4 MiB manifest is the largest legitimate one).
+pub const MAX_RECORD_BYTES: u64 = 16 << 20;
+/// Largest ratio of decompressed to compressed bytes once past [`BOMB_CHECK_BYTES`]: CloudTrail
+/// JSON compresses 10 to 30 times; a gzip bomb thousands of times, and is stopped early.
+pub const MAX_GZIP_RATIO: u64 = 200;
+/// Decompressed bytes read before [`MAX_GZIP_RATIO`] applies.
+pub const BOMB_CHECK_BYTES: u64 = 64 << 20;
 
 /// One CloudTrail event the audit trail uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,6 +198,203 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Parsed, String> {
         parse_json(&plain)
     } else {
         parse_json(bytes)
+    }
+}
+
+/// Reads one CloudTrail log file, `{"Records":[...]}`, plain or gzip (by its magic bytes), as a
+/// stream: one record at a time is held in memory, whatever the file's size. Anything else at the
+/// top level (an array, a lone record, a number) is an error, as is a file over
+/// [`MAX_FILE_BYTES`] once decompressed or a record over [`MAX_RECORD_BYTES`]; the error says
+/// which (the caller names the file).
+pub fn parse_log_file(reader: impl Read) -> Result<Parsed, String> {
+    use serde::de::DeserializeSeed;
+    use std::io::BufRead;
+    let mut input = std::io::BufReader::with_capacity(64 << 10, reader);
+    let gzip = input
+        .fill_buf()
+        .map_err(|e| format!("cannot read: {e}"))?
+        .starts_with(&[0x1f, 0x8b]);
+    let limits = std::rc::Rc::new(Limits::default());
+    let plain: Box<dyn Read> = if gzip {
+        let compressed = CountedCompressed {
+            inner: input,
+            limits: limits.clone(),
+        };
+        Box::new(flate2::read::MultiGzDecoder::new(compressed))
+    } else {
+        Box::new(input)
+    };
+    let counted = std::io::BufReader::with_capacity(
+        64 << 10,
+        Counted {
+            inner: plain,
+            limits: limits.clone(),
+        },
+    );
+    let mut de = serde_json::Deserializer::from_reader(counted);
+    let result = LogFile(limits.clone())
+        .deserialize(&mut de)
+        .and_then(|parsed| de.end().map(|()| parsed));
+    result.map_err(|e| match limits.over.get() {
+        Some(Over::File) => {
+            format!("more than {MAX_FILE_BYTES} bytes once decompressed; not read")
+        }
+        Some(Over::Ratio) => format!(
+            "decompresses to more than {MAX_GZIP_RATIO} times its size (a gzip bomb?); not read"
+        ),
+        Some(Over::Record(i)) => format!(
+            "record {i} is larger than {MAX_RECORD_BYTES} bytes of JSON; the file is not read"
+        ),
+        None if gzip && e.is_io() => format!("not a valid gzip file: {e}"),
+        None if e.is_io() => format!("cannot read: {e}"),
+        None => json_err(e),
+    })
+}
+
+/// What [`parse_log_file`] has read so far, to enforce its caps while reading.
+#[derive(Default)]
+struct Limits {
+    /// Decompressed bytes pulled from the file
+    read: std::cell::Cell<u64>,
+    /// Compressed bytes pulled from the file (gzip only)
+    compressed: std::cell::Cell<u64>,
+    /// Where the record being read started (in `read`), and its index
+    record: std::cell::Cell<Option<(u64, usize)>>,
+    /// Which cap stopped the reading
+    over: std::cell::Cell<Option<Over>>,
+}
+
+#[derive(Clone, Copy)]
+enum Over {
+    File,
+    Ratio,
+    Record(usize),
+}
+
+/// Counts the compressed bytes a gzip decoder reads.
+struct CountedCompressed<R> {
+    inner: R,
+    limits: std::rc::Rc<Limits>,
+}
+
+impl<R: Read> Read for CountedCompressed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let c = &self.limits.compressed;
+        c.set(c.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// Counts the bytes read and fails the read once a cap is passed.
+struct Counted<R> {
+    inner: R,
+    limits: std::rc::Rc<Limits>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let read = self.limits.read.get() + n as u64;
+        self.limits.read.set(read);
+        let compressed = self.limits.compressed.get();
+        let over = if read > MAX_FILE_BYTES {
+            Some(Over::File)
+        } else if compressed > 0 && read > BOMB_CHECK_BYTES && read / compressed > MAX_GZIP_RATIO {
+            Some(Over::Ratio)
+        } else {
+            match self.limits.record.get() {
+                Some((start, i)) if read - start > MAX_RECORD_BYTES + (64 << 10) => {
+                    Some(Over::Record(i))
+                }
+                _ => None,
+            }
+        };
+        if let Some(over) = over {
+            self.limits.over.set(Some(over));
+            return Err(std::io::Error::other("size cap reached"));
+        }
+        Ok(n)
+    }
+}
+
+/// The top level of a log file: an object whose `Records` is the list of records (other keys
+/// are skipped).
+struct LogFile(std::rc::Rc<Limits>);
+
+impl<'de> de::DeserializeSeed<'de> for LogFile {
+    type Value = Parsed;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Parsed, D::Error> {
+        struct V(std::rc::Rc<Limits>);
+        impl<'de> Visitor<'de> for V {
+            type Value = Parsed;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#"a CloudTrail log file, an object {"Records":[...]}"#)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Parsed, A::Error> {
+                Err(de::Error::custom(
+                    r#"the top level is an array; a CloudTrail log file is an object {"Records":[...]}"#,
+                ))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
+                let mut parsed = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "Records" {
+                        map.next_value::<IgnoredAny>()?;
+                    } else if parsed.is_some() {
+                        return Err(de::Error::custom(r#"two "Records" arrays"#));
+                    } else {
+                        parsed = Some(map.next_value_seed(RecordList(self.0.clone()))?);
+                    }
+                }
+                parsed.ok_or_else(|| {
+                    de::Error::custom(
+                        r#"no "Records" array: not a CloudTrail log file ({"Records":[...]})"#,
+                    )
+                })
+            }
+        }
+        d.deserialize_any(V(self.0))
+    }
+}
+
+/// The `Records` array of a log file, each record converted (or dropped) as soon as it is read.
+struct RecordList(std::rc::Rc<Limits>);
+
+impl<'de> de::DeserializeSeed<'de> for RecordList {
+    type Value = Parsed;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Parsed, D::Error> {
+        struct V(std::rc::Rc<Limits>);
+        impl<'de> Visitor<'de> for V {
+            type Value = Parsed;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#""Records" to be an array of CloudTrail records"#)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Parsed, A::Error> {
+                let mut parsed = Parsed::default();
+                loop {
+                    self.0.record.set(Some((self.0.read.get(), parsed.records)));
+                    let Some(rec) = seq.next_element::<Obj<RawRecord>>()? else {
+                        break;
+                    };
+                    add_record(rec, &mut parsed);
+                }
+                self.0.record.set(None);
+                Ok(parsed)
+            }
+        }
+        d.deserialize_any(V(self.0))
+    }
+}
+
+fn add_record(rec: Obj<RawRecord>, parsed: &mut Parsed) {
+    let index = parsed.records;
+    parsed.records += 1;
+    match rec {
+        Obj::Value(raw) => convert_into(*raw, index, parsed),
+        Obj::Absent | Obj::Bad => parsed
+            .warnings
+            .push(format!("record {index}: not a JSON object; skipped")),
     }
 }
 
@@ -420,14 +625,7 @@ impl<'de> Deserialize<'de> for Converted {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Converted, A::Error> {
                 let mut parsed = Parsed::default();
                 while let Some(rec) = seq.next_element::<Obj<RawRecord>>()? {
-                    let index = parsed.records;
-                    parsed.records += 1;
-                    match rec {
-                        Obj::Value(raw) => convert_into(*raw, index, &mut parsed),
-                        Obj::Absent | Obj::Bad => parsed
-                            .warnings
-                            .push(format!("record {index}: not a JSON object; skipped")),
-                    }
+                    add_record(rec, &mut parsed);
                 }
                 Ok(Converted(parsed))
             }

@@ -192,12 +192,25 @@ async fn load_one(source: &Source, range: Range, names: &[&str]) -> Result<Loade
 // Local files
 // ---------------------------------------------------------------------------------------------
 
-/// Parses one file's bytes (off the async threads: parsing is CPU work).
+/// Parses one log file's (compressed) bytes, off the async threads: parsing is CPU work.
 async fn parse_blocking(bytes: Vec<u8>) -> Result<Parsed, String> {
-    tokio::task::spawn_blocking(move || event::parse_bytes(&bytes))
+    tokio::task::spawn_blocking(move || event::parse_log_file(std::io::Cursor::new(bytes)))
         .await
         .map_err(|e| format!("parser stopped: {e}"))?
 }
+
+/// Parses one local log file as a stream (never read whole into memory).
+async fn parse_file_blocking(path: PathBuf) -> Result<Parsed, String> {
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path).map_err(|e| format!("cannot read: {e}"))?;
+        event::parse_log_file(file)
+    })
+    .await
+    .map_err(|e| format!("parser stopped: {e}"))?
+}
+
+/// Largest compressed log file fetched from S3 (held in memory while it is parsed).
+const MAX_S3_OBJECT_BYTES: i64 = 256 << 20;
 
 fn is_log_file(name: &str) -> bool {
     name.ends_with(".json") || name.ends_with(".json.gz")
@@ -266,10 +279,7 @@ async fn load_local(path: PathBuf, range: Range) -> Result<Loaded, String> {
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut results = futures::stream::iter(files)
         .map(|file| async move {
-            let result = match tokio::fs::read(&file).await {
-                Ok(bytes) => parse_blocking(bytes).await,
-                Err(e) => Err(format!("cannot read: {e}")),
-            };
+            let result = parse_file_blocking(file.clone()).await;
             (file, result)
         })
         .buffer_unordered(jobs);
@@ -429,6 +439,12 @@ async fn load_s3(bucket: &str, prefix: &str, range: Range) -> Result<Loaded, Str
                         "cannot read: {}",
                         aws_smithy_types::error::display::DisplayErrorContext(&e)
                     )),
+                    Ok(out) if out.content_length.is_some_and(|n| n > MAX_S3_OBJECT_BYTES) => {
+                        Err(format!(
+                            "{} bytes, more than the {MAX_S3_OBJECT_BYTES} read of one log file",
+                            out.content_length.unwrap_or_default()
+                        ))
+                    }
                     Ok(out) => match out.body.collect().await {
                         Ok(data) => parse_blocking(data.into_bytes().to_vec()).await,
                         Err(e) => Err(format!("cannot read: {e}")),
@@ -451,10 +467,98 @@ async fn load_s3(bucket: &str, prefix: &str, range: Range) -> Result<Loaded, Str
 /// How far back `LookupEvents` goes.
 pub const LOOKUP_DAYS: u64 = 90;
 
+/// Attempts per `LookupEvents` call, counting the first. The API allows two calls a second per
+/// account and region, so bursts of `ThrottlingException` are normal; with the backoff below
+/// ten attempts ride out about a minute of throttling.
+pub const LOOKUP_ATTEMPTS: u32 = 10;
+
+/// The CloudTrail client for `LookupEvents`: the SDK's standard retries (throttling, 5xx,
+/// transient network errors) with more attempts and a longer backoff than its defaults.
+fn lookup_client(config: &aws_config::SdkConfig) -> aws_sdk_cloudtrail::Client {
+    use aws_config::retry::RetryConfig;
+    use std::time::Duration;
+    let conf = aws_sdk_cloudtrail::config::Builder::from(config)
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(LOOKUP_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(500))
+                .with_max_backoff(Duration::from_secs(20)),
+        )
+        .build();
+    aws_sdk_cloudtrail::Client::from_conf(conf)
+}
+
+/// One line saying which `LookupEvents` call failed, why (the service's error code and
+/// message, or what went wrong on the way), and what to do; never the SDK's debug dump.
+fn lookup_error<E, R>(
+    name: &str,
+    region: &str,
+    endpoint: &str,
+    e: &aws_sdk_cloudtrail::error::SdkError<E, R>,
+) -> String
+where
+    E: aws_sdk_cloudtrail::error::ProvideErrorMetadata,
+{
+    use aws_sdk_cloudtrail::error::{ProvideErrorMetadata, SdkError};
+    let code = e.code().unwrap_or_default();
+    let what = match e {
+        SdkError::ServiceError(_) => match (e.code(), e.message()) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            (Some(c), None) => c.to_string(),
+            (None, Some(m)) => m.to_string(),
+            (None, None) => "the service refused the request".to_string(),
+        },
+        SdkError::TimeoutError(_) => format!("no answer from {endpoint} in time"),
+        SdkError::DispatchFailure(_) => format!("cannot reach {endpoint}"),
+        SdkError::ResponseError(_) => format!("the answer from {endpoint} could not be read"),
+        SdkError::ConstructionFailure(_) => "the request could not be built".to_string(),
+        _ => "failed".to_string(),
+    };
+    let hint = if code.contains("Throttl") || code == "TooManyRequestsException" {
+        "CloudTrail allows 2 LookupEvents calls a second per account and region: run fewer \
+         lookups at once and retry, or read the trail's log files (--cloudtrail s3://BUCKET/PREFIX)"
+    } else if code.contains("AccessDenied")
+        || code.contains("Unrecognized")
+        || code.contains("InvalidClientTokenId")
+        || code.contains("ExpiredToken")
+        || code.contains("SignatureDoesNotMatch")
+    {
+        "check the AWS credentials, and that they allow cloudtrail:LookupEvents"
+    } else if matches!(e, SdkError::ConstructionFailure(_)) {
+        "check the AWS credentials and region (AWS_PROFILE, AWS_REGION)"
+    } else if matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) {
+        "check the network and AWS_ENDPOINT_URL, then retry"
+    } else {
+        "retry later, or read the trail's log files (--cloudtrail s3://BUCKET/PREFIX)"
+    };
+    let line = format!(
+        "LookupEvents {name} in {region} failed (up to {LOOKUP_ATTEMPTS} attempts): {what}; {hint}"
+    );
+    // One line, whatever the service said.
+    let mut out: String = line
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(400)
+        .collect();
+    if line.chars().count() > 400 {
+        out.push_str("...");
+    }
+    out
+}
+
 async fn load_lookup(region: Option<&str>, range: Range, names: &[&str]) -> Result<Loaded, String> {
     use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
     let config = crate::aws::sdk_config(region).await;
-    let client = aws_sdk_cloudtrail::Client::new(&config);
+    let Some(region) = config.region().map(|r| r.to_string()) else {
+        return Err(
+            "LookupEvents: no AWS region; set AWS_REGION or use --cloudtrail lookup:REGION".into(),
+        );
+    };
+    let endpoint = config.endpoint_url().map_or_else(
+        || format!("cloudtrail.{region}.amazonaws.com"),
+        str::to_string,
+    );
+    let client = lookup_client(&config);
     let until = range.until.unwrap_or_else(Utc::now);
     let since = range
         .since
@@ -476,12 +580,7 @@ async fn load_lookup(region: Option<&str>, range: Range, names: &[&str]) -> Resu
             .send();
         let mut page_no = 0;
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                format!(
-                    "LookupEvents {name}: {}",
-                    aws_smithy_types::error::display::DisplayErrorContext(&e)
-                )
-            })?;
+            let page = page.map_err(|e| lookup_error(name, &region, &endpoint, &e))?;
             page_no += 1;
             for ev in page.events() {
                 let origin = format!(
