@@ -190,6 +190,33 @@ impl std::str::FromStr for ImageRef {
     }
 }
 
+/// Checks a registry host and a repository given apart (record fields, not a reference string)
+/// by the rules a reference follows: no whitespace or control characters, a valid host and
+/// port, a lowercase repository of valid path components (no `.` or `..` segment).
+pub fn check_name(registry: &str, repository: &str) -> Result<(), Error> {
+    let input = format!("{registry}/{repository}");
+    if input.len() > MAX_REFERENCE_LEN {
+        return Err(bad(
+            &input,
+            format!("longer than {MAX_REFERENCE_LEN} characters"),
+        ));
+    }
+    if let Some(c) = input.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad(
+            &input,
+            format!("it contains whitespace or a control character ({c:?})"),
+        ));
+    }
+    if registry.is_empty() || registry.contains('/') || registry.contains('@') {
+        return Err(bad(
+            &input,
+            format!("registry {registry:?} is not a host[:port]"),
+        ));
+    }
+    parse_host(&input, registry)?;
+    check_repository(&input, repository)
+}
+
 /// Checks a digest string: `sha256:` and 64 lowercase hex digits.
 pub fn check_digest(digest: &str) -> Result<(), Error> {
     parse_digest(digest, digest).map(|_| ())

@@ -4,7 +4,9 @@
 //! Reads records from `digest-of` (it uses `registry` + `repository` for the signed identity,
 //! or parses `image` when those are missing). Writes the same records with `payload`. A record
 //! without a valid `sha256:` digest gets an `error` (kind `no_digest`): a payload is never made
-//! for a tag. Exit status: 0 all records got a payload, 1 some failed, 2 bad flags.
+//! for a tag. A `registry` or `repository` that a reference could not hold (control characters,
+//! `..` segments, uppercase, a bad host or port) gets an error of kind `bad_reference`.
+//! Exit status: 0 all records got a payload, 1 some failed, 2 bad flags.
 
 use std::collections::BTreeMap;
 
@@ -116,6 +118,8 @@ fn identity(rec: &Record) -> Result<String, Error> {
     if let (Some(registry), Some(repository)) =
         (get_str(rec, "registry"), get_str(rec, "repository"))
     {
+        // Given apart, they are checked as a reference would be: they become the signed identity.
+        sigtrail::reference::check_name(registry, repository)?;
         return Ok(format!("{registry}/{repository}"));
     }
     match get_str(rec, "image") {
