@@ -378,8 +378,10 @@ mod hostile_registry {
         let elsewhere = Proxy::start(&e.auth_registry);
         let registry = Proxy::start(&e.auth_registry);
         let target = format!("http://{}", elsewhere.addr());
+        // Like a registry that sends authenticated pulls to its storage: anonymous requests get
+        // the registry's own 401 challenge, authenticated ones a redirect to another host.
         registry.set(move |req| {
-            if req.target.contains("/manifests/") {
+            if req.target.contains("/manifests/") && req.header("authorization").is_some() {
                 Fault::Redirect(format!("{target}{}", req.target))
             } else {
                 Fault::Pass
@@ -414,6 +416,22 @@ mod hostile_registry {
         assert!(
             followed.iter().all(|s| !s.authorization),
             "{case}: Authorization was sent to the other host: {followed:?}"
+        );
+        // The other host refused the request (it got no credentials): the error says so, and
+        // does not blame the credentials, which the registry itself accepted.
+        assert_eq!(
+            sigtrail_tests::hostile::kind_of(&records[0]),
+            "unauthorized",
+            "{case}"
+        );
+        let message = records[0]["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("redirected") && message.contains(&elsewhere.addr()),
+            "{case}: {message}"
+        );
+        assert!(
+            !message.contains("did not accept the credentials"),
+            "{case}: blames the credentials: {message}"
         );
         let text = String::from_utf8_lossy(&out.stdout).to_string()
             + &String::from_utf8_lossy(&out.stderr);
@@ -581,5 +599,219 @@ for line in sys.stdin.read().split():
             &input,
             &expect.join(","),
         );
+    }
+}
+
+/// Log files whose top level is not `{"Records":[...]}` (an array of records, a lone record, an
+/// object without `Records`, `Records` that is not an array) are each a warning naming the file,
+/// their records are not used, and the good file beside them is still read.
+#[test]
+fn trail_for_reads_only_records_files_and_names_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/testdata/cloudtrail/kms-sign-awsdocs-rsa-raw.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let with_id = |id: &str| {
+        let mut r = sample.clone();
+        r["eventID"] = id.into();
+        r
+    };
+    let write = |name: &str, doc: serde_json::Value| {
+        std::fs::write(dir.path().join(name), doc.to_string()).unwrap()
+    };
+    write(
+        "good.json",
+        serde_json::json!({ "Records": [with_id("good")] }),
+    );
+    write("top-array.json", serde_json::json!([with_id("array")]));
+    write("lone-record.json", with_id("lone"));
+    write(
+        "no-records.json",
+        serde_json::json!({ "Other": [with_id("other")] }),
+    );
+    write(
+        "records-object.json",
+        serde_json::json!({ "Records": { "0": with_id("object") } }),
+    );
+    let out = sigtrail_tests::run(
+        sigtrail_tests::hostile::bounded_tool("trail-for")
+            .args(["--cloudtrail", dir.path().to_str().unwrap()]),
+        resolved(DIGEST).as_bytes(),
+    );
+    let case = "trail-for on files that are not {\"Records\":[...]}";
+    sigtrail_tests::hostile::assert_no_panic(case, &out);
+    let records = sigtrail_tests::hostile::output_records(case, &out.stdout);
+    assert_eq!(records.len(), 1, "{case}");
+    let trail = &records[0]["trail"];
+    let warnings = trail["warnings"].to_string();
+    for name in [
+        "top-array.json",
+        "lone-record.json",
+        "no-records.json",
+        "records-object.json",
+    ] {
+        assert!(
+            warnings.contains(name),
+            "{case}: no warning for {name}: {warnings}"
+        );
+    }
+    assert!(!warnings.contains("good.json"), "{case}: {warnings}");
+    assert_eq!(trail["searched"]["files"], 5, "{case}: {trail}");
+    assert_eq!(
+        trail["searched"]["events"], 1,
+        "{case}: only good.json's event is used: {trail}"
+    );
+}
+
+/// Peak resident memory (KiB) of `cmd` run on `input`, from `/usr/bin/time -v`, with its output.
+fn peak_rss_kib(cmd: &std::process::Command, input: &[u8]) -> (u64, std::process::Output) {
+    let mut timed = std::process::Command::new("/usr/bin/time");
+    timed.arg("-v").arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => timed.env(k, v),
+            None => timed.env_remove(k),
+        };
+    }
+    let out = sigtrail_tests::run(&mut timed, input);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let kib = stderr
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS from /usr/bin/time -v: {stderr}"));
+    (kib, out)
+}
+
+/// Gzip members of `parts` concatenated (what CloudTrail's readers accept); a part repeated
+/// `n` times is compressed once, so a test can write gigabytes of JSON in a few KB.
+fn gzip_members(parts: &[(&[u8], usize)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::new();
+    for (data, n) in parts {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(data).unwrap();
+        let member = gz.finish().unwrap();
+        for _ in 0..*n {
+            out.extend_from_slice(&member);
+        }
+    }
+    out
+}
+
+/// A gzip bomb (1.1 GiB of JSON in 1 MB), and a log file holding a single 20 MB record: each is
+/// a warning naming the file, read as a stream (peak memory well under what either would take
+/// whole), and the good file beside them is still read.
+#[test]
+fn trail_for_streams_log_files_and_caps_their_size() {
+    let dir = tempfile::tempdir().unwrap();
+    // Ordinary records of 1 MiB each (padding that compresses 1000 times): 1100 of them is past
+    // the 1 GiB cap and, compressed this well, a gzip bomb stopped after 64 MiB; 50 of them
+    // (50 MiB of JSON) is fine to read.
+    let mut rec = br#"{"eventName":"Describe","eventSource":"ecr.amazonaws.com","pad":""#.to_vec();
+    rec.extend(std::iter::repeat_n(b'b', 1 << 20));
+    rec.extend_from_slice(br#""},"#);
+    let bomb = gzip_members(&[
+        (b"{\"Records\":[", 1),
+        (&rec, 1100),
+        (br#"{"eventName":"Last"}]}"#, 1),
+    ]);
+    std::fs::write(dir.path().join("bomb.json.gz"), bomb).unwrap();
+    let mut big =
+        br#"{"Records":[{"eventName":"Sign","eventSource":"kms.amazonaws.com","pad":""#.to_vec();
+    big.extend(std::iter::repeat_n(b'a', 20 << 20));
+    big.extend_from_slice(br#""}]}"#);
+    std::fs::write(
+        dir.path().join("big-record.json.gz"),
+        gzip_members(&[(&big, 1)]),
+    )
+    .unwrap();
+    let fine = gzip_members(&[
+        (b"{\"Records\":[", 1),
+        (&rec, 50),
+        (br#"{"eventName":"Last"}]}"#, 1),
+    ]);
+    std::fs::write(dir.path().join("fine.json.gz"), fine).unwrap();
+    let mut cmd = sigtrail_tests::tool("trail-for");
+    cmd.args(["--cloudtrail", dir.path().to_str().unwrap()]);
+    let (kib, out) = peak_rss_kib(&cmd, resolved(DIGEST).as_bytes());
+    let case = "trail-for on a gzip bomb and a 20 MB record";
+    let records = sigtrail_tests::hostile::output_records(case, &out.stdout);
+    assert_eq!(records.len(), 1, "{case}");
+    let trail = &records[0]["trail"];
+    let warnings = trail["warnings"].to_string();
+    assert!(
+        warnings.contains("bomb.json.gz") && warnings.contains("gzip bomb"),
+        "{case}: {warnings}"
+    );
+    assert!(
+        warnings.contains("big-record.json.gz") && warnings.contains("record 0 is larger"),
+        "{case}: {warnings}"
+    );
+    assert!(!warnings.contains("fine.json.gz"), "{case}: {warnings}");
+    assert_eq!(trail["searched"]["records"], 51, "{case}: {trail}");
+    eprintln!("{case}: peak RSS {} MiB", kib >> 10);
+    assert!(
+        kib < 300 << 10,
+        "{case}: peak RSS {} MiB (the bound is 300 MiB)",
+        kib >> 10
+    );
+}
+
+/// payload-for writes `registry/repository` into what gets signed: given apart in a record,
+/// they must be what a reference could hold, or the record gets a `bad_reference` error.
+#[test]
+fn payload_for_refuses_hostile_registry_and_repository_fields() {
+    let rec = |registry: &str, repository: &str| {
+        format!(
+            "{}\n",
+            serde_json::json!({"registry": registry, "repository": repository, "digest": DIGEST})
+        )
+    };
+    for (registry, repository) in [
+        ("r.example", "../../etc/passwd"),
+        ("r.example", "app/../other"),
+        ("r.example", "./app"),
+        ("r.example", "App"),
+        ("r.example", "app\nx"),
+        ("r.example", "app\u{0}"),
+        ("r.example", "app\u{1b}[31m"),
+        ("r.example", "app/"),
+        ("r.example", ""),
+        ("r.example", "app name"),
+        ("r.example", "app:v1"),
+        ("r.example", "app@sha256:00"),
+        ("r.example\r\nX-Injected: 1", "app"),
+        ("r.example/evil", "app"),
+        ("r.example:99999", "app"),
+        ("r.example:", "app"),
+        ("", "app"),
+        ("-r.example", "app"),
+        ("r..example", "app"),
+        ("r.example@x", "app"),
+    ] {
+        check(
+            "payload-for",
+            &[],
+            rec(registry, repository),
+            "bad_reference",
+        );
+    }
+    // What a real registry name looks like still signs.
+    for (registry, repository) in [
+        ("r.example", "app"),
+        ("127.0.0.1:5000", "org/app-1/x_y.z"),
+        ("[::1]:5000", "a"),
+        ("localhost", "a__b"),
+    ] {
+        check("payload-for", &[], rec(registry, repository), "ok");
     }
 }
