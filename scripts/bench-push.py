@@ -3,8 +3,8 @@
 
 All images share one layer and one config blob; each manifest carries its own annotation, so
 each has its own digest. Pushes over one keep-alive HTTP connection (plain HTTP, loopback).
-Prints one digest-of-shaped record per image:
-{"ref", "registry", "repository", "tag", "digest", "media_type"}
+Prints one reference a line, REGISTRY/REPOSITORY:TAG (the input of `digest-of`, which the
+benchmark pipes into the signing tools).
 
 usage: bench-push.py REGISTRY REPOSITORY COUNT
 """
@@ -55,9 +55,7 @@ def main() -> None:
         }, separators=(",", ":")).encode()
         tag = f"b{i:05d}"
         request("PUT", f"/v2/{repo}/manifests/{tag}", manifest, {"Content-Type": MANIFEST})
-        digest = sha(manifest)
-        print(json.dumps({"ref": f"{registry}/{repo}@{digest}", "registry": registry, "repository": repo,
-                          "tag": tag, "digest": digest, "media_type": MANIFEST}))
+        print(f"{registry}/{repo}:{tag}")
 
 
 if __name__ == "__main__":

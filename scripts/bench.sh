@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# The benchmark behind `cargo xtask bench`: re-verify N signed images on the local registry with
-# check-sig, and measure in the same run, on the same images and registry:
-#   - a loop of skopeo 1.18 verifications (one process per image, sigstoreSigned policy),
-#   - the sigstore-rs harness run sequentially, one process per image,
-#   - the registry's own limit: the three requests a verification needs per image (image
-#     manifest, signature manifest, payload blob), as a plain HTTP load (curl --parallel, 8 at once),
-#   - the KMS calls check-sig made (counted by the AWS emulator, not by check-sig).
-# Peers are slow, so they run on the first SAMPLE images; rates are images per second.
-# env: SIGTRAIL_BENCH_IMAGES (default 2000), SIGTRAIL_BENCH_SAMPLE (default 40), and the
-# environment contract of `cargo xtask env up` (xtask sets it).
+# The benchmark behind `cargo xtask bench` (release binaries, fresh local environment):
+#   1. pushes N small distinct images to the local registry and signs every one through the real
+#      pipeline `digest-of | payload-for | kms-sign --key awskms:///... | attach-sig` (moto KMS);
+#   2. re-verifies all N with `check-sig --key awskms:///...` (default --jobs) and measures, in the
+#      same run, on the same images and registry:
+#      - a loop of skopeo 1.18 verifications (one `skopeo copy` per image, sigstoreSigned policy),
+#      - the sigstore-rs harness run sequentially, one process per image,
+#      - the registry's own limit: exactly the three requests check-sig makes per image (HEAD of
+#        the image manifest, GET of the `.sig` manifest, GET of the payload blob), as a plain HTTP
+#        load with curl --parallel, 8 at once,
+#      - the KMS calls check-sig made (counted by the AWS emulator, not by check-sig);
+#   3. times `trail-for` over a gzip CloudTrail trail of 100,000 records (bench-trail).
+# Peers are slow, so they run on the first SAMPLE images; rates are images per second. The
+# machine is shared: every figure comes from this one run, so the ratios compare like with like.
+# env: SIGTRAIL_BENCH_IMAGES (default 2000), SIGTRAIL_BENCH_SAMPLE (default 100),
+# SIGTRAIL_BENCH_TRAIL_RECORDS (default 100000), and the environment contract of
+# `cargo xtask env up` (xtask sets it).
 set -euo pipefail
 : "${SIGTRAIL_REGISTRY:?run with cargo xtask bench}"
 N=${SIGTRAIL_BENCH_IMAGES:-2000}
-S=${SIGTRAIL_BENCH_SAMPLE:-40}
+S=${SIGTRAIL_BENCH_SAMPLE:-100}
+T=${SIGTRAIL_BENCH_TRAIL_RECORDS:-100000}
+[ "$S" -le "$N" ] || S=$N
 root=$(cd "$(dirname "$0")/.." && pwd)
 scripts=$root/scripts
 bin=${CARGO_TARGET_DIR:-$root/target}/release
@@ -22,20 +31,30 @@ trap 'rm -rf "$work"' EXIT
 say() { printf '== %s\n' "$*" >&2; }
 now() { date +%s.%N; }
 rate() { python3 -c "import sys; n,a,b=map(float,sys.argv[1:]); print(f'{n/(b-a):.1f}')" "$@"; }
+secs() { python3 -c "import sys; a,b=map(float,sys.argv[1:]); print(f'{b-a:.1f}')" "$@"; }
+ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.1f}x')" "$@"; }
+kms_log() { sort "$SIGTRAIL_MOTO_KMS_CALLS" | awk '{print $1}' | uniq -c | awk '{printf "%s%s=%s", sep, $2, $1; sep=", "}'; }
 
 repo=bench-$$
 say "pushing $N images to $SIGTRAIL_REGISTRY/$repo"
-"$SIGTRAIL_PYTHON" "$scripts/bench-push.py" "$SIGTRAIL_REGISTRY" "$repo" "$N" > "$work/images.jsonl"
+t0=$(now)
+"$SIGTRAIL_PYTHON" "$scripts/bench-push.py" "$SIGTRAIL_REGISTRY" "$repo" "$N" > "$work/refs.txt"
+t1=$(now)
+push_secs=$(secs "$t0" "$t1")
 
-say "signing them: payload-for | kms-sign (moto KMS, P-256) | attach-sig"
+say "signing them: digest-of | payload-for | kms-sign (moto KMS, P-256) | attach-sig"
 "$SIGTRAIL_PYTHON" "$scripts/kms-create-key.py" ECC_NIST_P256 alias/sigtrail-bench > /dev/null
 key=awskms:///alias/sigtrail-bench
+: > "$SIGTRAIL_MOTO_KMS_CALLS"
 t0=$(now)
-payload-for -q < "$work/images.jsonl" | kms-sign -q --key "$key" | attach-sig -q > "$work/signed.jsonl"
+digest-of -q < "$work/refs.txt" | tee "$work/images.jsonl" \
+  | payload-for -q | kms-sign -q --key "$key" | attach-sig -q > "$work/signed.jsonl"
 t1=$(now)
-signed=$(jq -s 'map(select(.attached)) | length' "$work/signed.jsonl")
+signed=$(jq -s 'map(select(.attached.added == true)) | length' "$work/signed.jsonl")
 [ "$signed" = "$N" ] || { echo "bench: only $signed of $N images signed" >&2; exit 1; }
 sign_rate=$(rate "$N" "$t0" "$t1")
+sign_secs=$(secs "$t0" "$t1")
+sign_kms=$(kms_log)
 kms-sign --public-key --key "$key" > "$work/key.pub"
 
 say "check-sig over all $N images (KMS calls counted by moto)"
@@ -46,14 +65,16 @@ t1=$(now)
 verified=$(jq -s 'map(select(.verification.verified == true)) | length' "$work/verified.jsonl")
 [ "$verified" = "$N" ] || { echo "bench: check-sig verified $verified of $N" >&2; exit 1; }
 check_rate=$(rate "$N" "$t0" "$t1")
-kms_calls=$(sort "$SIGTRAIL_MOTO_KMS_CALLS" | uniq -c | awk '{printf "%s%s=%s", sep, $2, $1; sep=", "}')
+check_secs=$(secs "$t0" "$t1")
+kms_calls=$(kms_log)
 kms_total=$(wc -l < "$SIGTRAIL_MOTO_KMS_CALLS")
+
+head -n "$S" "$work/images.jsonl" | jq -r .ref > "$work/sample.txt"
 
 say "skopeo 1.18 loop over $S images"
 cat > "$work/policy.json" <<JSON
 {"default":[{"type":"reject"}],"transports":{"docker":{"$SIGTRAIL_REGISTRY":[{"type":"sigstoreSigned","keyPath":"$work/key.pub","signedIdentity":{"type":"matchRepository"}}]},"oci":{"":[{"type":"insecureAcceptAnything"}]}}}
 JSON
-head -n "$S" "$work/images.jsonl" | jq -r .ref > "$work/sample.txt"
 t0=$(now)
 while read -r ref; do
   rm -rf "$work/x"
@@ -66,35 +87,61 @@ skopeo_rate=$(rate "$S" "$t0" "$t1")
 say "sigstore-rs harness, sequential, one process per image, over $S images"
 t0=$(now)
 while read -r ref; do
-  "$SIGTRAIL_SRS_VERIFY" "$ref" "$work/key.pub" --http > /dev/null
+  "$SIGTRAIL_SRS_VERIFY" "$ref" "$work/key.pub" --http > /dev/null 2> "$work/srs.err" \
+    || { cat "$work/srs.err" >&2; exit 1; }
 done < "$work/sample.txt"
 t1=$(now)
 srs_rate=$(rate "$S" "$t0" "$t1")
 
-say "registry limit: 3 requests per image for all $N images, curl --parallel (8 at once)"
+say "registry limit: check-sig's 3 requests per image for all $N images, curl --parallel (8 at once)"
 "$SIGTRAIL_PYTHON" - "$work/signed.jsonl" "$SIGTRAIL_REGISTRY" > "$work/curl.cfg" <<'PY'
 import base64, hashlib, json, sys
-accept = "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+accept = ("Accept: application/vnd.oci.image.index.v1+json, "
+          "application/vnd.docker.distribution.manifest.list.v2+json, "
+          "application/vnd.oci.image.manifest.v1+json, "
+          "application/vnd.docker.distribution.manifest.v2+json")
+first = True
+def transfer(url, head=False, accept_manifest=True):
+    # Options apply per transfer: `next` starts the next one (none after the last).
+    global first
+    if not first:
+        print("next")
+    first = False
+    print(f'url = "{url}"\noutput = "/dev/null"\nsilent\nshow-error\nwrite-out = "%{{http_code}}\\n"')
+    if head:
+        print("head")
+    if accept_manifest:
+        print(f'header = "{accept}"')
 for line in open(sys.argv[1]):
     r = json.loads(line)
     base = f"http://{sys.argv[2]}/v2/{r['repository']}"
     blob = "sha256:" + hashlib.sha256(base64.b64decode(r["payload"])).hexdigest()
-    for url in (f"{base}/manifests/{r['digest']}", f"{base}/manifests/{r['digest'].replace(':', '-')}.sig", f"{base}/blobs/{blob}"):
-        print(f'url = "{url}"\noutput = "/dev/null"\nheader = "{accept}"')
+    transfer(f"{base}/manifests/{r['digest']}", head=True)
+    transfer(f"{base}/manifests/{r['digest'].replace(':', '-')}.sig")
+    transfer(f"{base}/blobs/{blob}", accept_manifest=False)
 PY
 t0=$(now)
-curl -s -f --parallel --parallel-max 8 -K "$work/curl.cfg"
+curl --no-progress-meter --parallel --parallel-max 8 -K "$work/curl.cfg" > "$work/codes.txt"
 t1=$(now)
+ok=$(grep -c '^200$' "$work/codes.txt" || true)
+[ "$ok" = "$((3 * N))" ] || { echo "bench: only $ok of $((3 * N)) registry requests answered 200" >&2; exit 1; }
 registry_rate=$(rate "$N" "$t0" "$t1")
 
-ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.1f}x')" "$@"; }
+say "trail-for over a gzip CloudTrail trail of $T records"
+bench-trail "$T" "$bin/trail-for" > "$work/trail.txt"
+trail_line=$(cat "$work/trail.txt")
+
 cat <<REPORT
 
-sigtrail bench: $N signed images on the local registry, $(nproc) cores, peers on the first $S
-  signing (payload-for | kms-sign | attach-sig)  $sign_rate images/s
-  check-sig                                      $check_rate images/s
-  skopeo 1.18 loop                               $skopeo_rate images/s   check-sig is $(ratio "$check_rate" "$skopeo_rate") (goal >= 10x)
-  sigstore-rs harness, sequential                $srs_rate images/s   check-sig is $(ratio "$check_rate" "$srs_rate") (goal >= 5x)
+sigtrail bench, $(date -u +%Y-%m-%dT%H:%MZ): $N signed images on the local registry ($SIGTRAIL_REGISTRY),
+$(nproc) cores shared with other work; every figure from this one run; peers on the first $S images
+  push (bench-push.py, 1 connection)             $N images in ${push_secs} s
+  signing (digest-of | payload-for | kms-sign | attach-sig)
+                                                 $sign_rate images/s ($N in ${sign_secs} s; KMS: $sign_kms)
+  check-sig --key awskms:// (default --jobs)     $check_rate images/s ($N in ${check_secs} s)
+  skopeo 1.18 loop ($S images)                   $skopeo_rate images/s   check-sig is $(ratio "$check_rate" "$skopeo_rate") (goal >= 10x)
+  sigstore-rs harness, sequential ($S images)    $srs_rate images/s   check-sig is $(ratio "$check_rate" "$srs_rate") (goal >= 5x)
   registry limit (3 requests/image, 8 at once)   $registry_rate images/s   check-sig is $(ratio "$check_rate" "$registry_rate") of it (goal >= 0.5x)
-  KMS calls during check-sig                     $kms_total ($kms_calls) (goal: 1 GetPublicKey)
+  KMS calls during check-sig                     $kms_total (${kms_calls:-none}) (goal: 1 GetPublicKey, no Sign/Verify)
+  $trail_line
 REPORT

@@ -472,3 +472,88 @@ pub fn sig_tag(digest: &str) -> String {
 pub fn sha256(b: &[u8]) -> Vec<u8> {
     Sha256::digest(b).to_vec()
 }
+
+/// `n` CloudTrail records of everyday API traffic (and KMS/ECR calls of other keys, accounts and
+/// repositories), in the shapes CloudTrail logs them, all on 2025-11-10; `seed` makes each batch's
+/// ids distinct. For the 100,000-record trail of the test and of `bench-trail`.
+pub fn noise(n: usize, seed: usize) -> Vec<Value> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let k = seed * 1_000_000 + i;
+        let time = format!(
+            "{}T{:02}:{:02}:{:02}Z",
+            "2025-11-10",
+            (k / 3600) % 24,
+            (k / 60) % 60,
+            k % 60
+        );
+        let who = json!({"type": "AssumedRole", "principalId": format!("AROAEXAMPLE:{k}"),
+            "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/app/{k}"), "accountId": ACCOUNT,
+            "accessKeyId": format!("ASIANOISE{k:011}"),
+            "sessionContext": {"sessionIssuer": {"type": "Role", "arn": format!("arn:aws:iam::{ACCOUNT}:role/app")}}});
+        let (source, name, req, resp) = match i % 8 {
+            0 => (
+                "s3.amazonaws.com",
+                "GetObject",
+                json!({"bucketName": "data", "key": format!("obj/{k}"), "Host": "data.s3.amazonaws.com"}),
+                Value::Null,
+            ),
+            1 => (
+                "kms.amazonaws.com",
+                "Decrypt",
+                json!({"encryptionAlgorithm": "SYMMETRIC_DEFAULT", "encryptionContext": {"aws:s3:arn": "arn:aws:s3:::data"}}),
+                Value::Null,
+            ),
+            2 => (
+                "ec2.amazonaws.com",
+                "DescribeInstances",
+                json!({"instancesSet": {"items": [{"instanceId": format!("i-{k:017x}")}]}, "filterSet": {}}),
+                Value::Null,
+            ),
+            3 => (
+                "ecr.amazonaws.com",
+                "BatchGetImage",
+                json!({"repositoryName": "app", "imageIds": [{"imageTag": "v1"}], "acceptedMediaTypes": ["application/vnd.oci.image.manifest.v1+json"]}),
+                Value::Null,
+            ),
+            4 => (
+                "sts.amazonaws.com",
+                "AssumeRole",
+                json!({"roleArn": format!("arn:aws:iam::{ACCOUNT}:role/app"), "roleSessionName": format!("{k}")}),
+                json!({"credentials": {"accessKeyId": format!("ASIANOISE{k:011}"), "sessionToken": "x", "expiration": "Nov 10, 2025, 1:00:00 PM"},
+                         "assumedRoleUser": {"assumedRoleId": "AROAEXAMPLE:x", "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/app/{k}")}}),
+            ),
+            5 => (
+                "kms.amazonaws.com",
+                "Sign",
+                json!({"keyId": "alias/other", "messageType": "DIGEST", "signingAlgorithm": "ECDSA_SHA_256"}),
+                Value::Null,
+            ),
+            6 => (
+                "ecr.amazonaws.com",
+                "PutImage",
+                json!({"repositoryName": format!("svc-{}", k % 97), "imageTag": format!("b{k}"), "registryId": ACCOUNT, "imageManifest": image_manifest(&k.to_string())}),
+                json!({"image": {"repositoryName": format!("svc-{}", k % 97), "registryId": ACCOUNT, "imageId": {"imageDigest": format!("sha256:{:064x}", k), "imageTag": format!("b{k}")}}}),
+            ),
+            _ => (
+                "iam.amazonaws.com",
+                "ListRoles",
+                json!({"maxItems": 100}),
+                Value::Null,
+            ),
+        };
+        let mut r = json!({
+            "eventVersion": "1.08", "userIdentity": who, "eventTime": time, "eventSource": source,
+            "eventName": name, "awsRegion": REGION, "sourceIPAddress": "10.0.0.1", "userAgent": "aws-cli/2",
+            "requestParameters": req, "responseElements": resp, "requestID": format!("noise-{k}"),
+            "eventID": format!("noise-event-{k}"), "readOnly": true, "eventType": "AwsApiCall",
+            "managementEvent": true, "recipientAccountId": ACCOUNT, "eventCategory": "Management"
+        });
+        if name == "Sign" {
+            r["resources"] = json!([{"accountId": ACCOUNT, "type": "AWS::KMS::Key",
+                                     "ARN": format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/noise-{}", k % 13)}]);
+        }
+        out.push(r);
+    }
+    out
+}

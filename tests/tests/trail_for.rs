@@ -1,6 +1,6 @@
 //! `trail-for` end to end: real STS, KMS and ECR calls against the AWS emulator, their CloudTrail
 //! records in log files (a directory, the emulator's S3) and behind `LookupEvents`, then the
-//! verdicts, orphans, scoping, malformed files and speed.
+//! verdicts, orphans, scoping and malformed files (speed is `cargo xtask bench`'s: bench-trail).
 //!
 //! moto records no CloudTrail events and has no `LookupEvents`: the tests write the records of
 //! the calls they really made (request ids and times as the emulator returned them; see
@@ -11,13 +11,13 @@
 
 use std::path::Path;
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{json, Value};
 use sigtrail_tests::trail::{
-    image_manifest, payload, sha256, sig_tag, signature_manifest, write_gz, write_log_files, Aws,
-    Call, Session, Trail, ACCOUNT, ECR_HOST, REGION,
+    image_manifest, noise, payload, sha256, sig_tag, signature_manifest, write_gz, write_log_files,
+    Aws, Call, Session, Trail, ACCOUNT, ECR_HOST, REGION,
 };
 use sigtrail_tests::{kms_create_key, run, tool, unique, LookupEvents};
 
@@ -561,92 +561,9 @@ fn another_account_region_key_or_repository_never_matches() {
     assert_eq!(out[0]["trail"]["verdict"], "trusted");
 }
 
-/// `n` CloudTrail records of everyday API traffic (and KMS/ECR calls of other keys, accounts and
-/// repositories), in the shapes CloudTrail logs them.
-fn noise(n: usize, seed: usize) -> Vec<Value> {
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let k = seed * 1_000_000 + i;
-        let time = format!(
-            "{}T{:02}:{:02}:{:02}Z",
-            "2025-11-10",
-            (k / 3600) % 24,
-            (k / 60) % 60,
-            k % 60
-        );
-        let who = json!({"type": "AssumedRole", "principalId": format!("AROAEXAMPLE:{k}"),
-            "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/app/{k}"), "accountId": ACCOUNT,
-            "accessKeyId": format!("ASIANOISE{k:011}"),
-            "sessionContext": {"sessionIssuer": {"type": "Role", "arn": format!("arn:aws:iam::{ACCOUNT}:role/app")}}});
-        let (source, name, req, resp) = match i % 8 {
-            0 => (
-                "s3.amazonaws.com",
-                "GetObject",
-                json!({"bucketName": "data", "key": format!("obj/{k}"), "Host": "data.s3.amazonaws.com"}),
-                Value::Null,
-            ),
-            1 => (
-                "kms.amazonaws.com",
-                "Decrypt",
-                json!({"encryptionAlgorithm": "SYMMETRIC_DEFAULT", "encryptionContext": {"aws:s3:arn": "arn:aws:s3:::data"}}),
-                Value::Null,
-            ),
-            2 => (
-                "ec2.amazonaws.com",
-                "DescribeInstances",
-                json!({"instancesSet": {"items": [{"instanceId": format!("i-{k:017x}")}]}, "filterSet": {}}),
-                Value::Null,
-            ),
-            3 => (
-                "ecr.amazonaws.com",
-                "BatchGetImage",
-                json!({"repositoryName": "app", "imageIds": [{"imageTag": "v1"}], "acceptedMediaTypes": ["application/vnd.oci.image.manifest.v1+json"]}),
-                Value::Null,
-            ),
-            4 => (
-                "sts.amazonaws.com",
-                "AssumeRole",
-                json!({"roleArn": format!("arn:aws:iam::{ACCOUNT}:role/app"), "roleSessionName": format!("{k}")}),
-                json!({"credentials": {"accessKeyId": format!("ASIANOISE{k:011}"), "sessionToken": "x", "expiration": "Nov 10, 2025, 1:00:00 PM"},
-                         "assumedRoleUser": {"assumedRoleId": "AROAEXAMPLE:x", "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/app/{k}")}}),
-            ),
-            5 => (
-                "kms.amazonaws.com",
-                "Sign",
-                json!({"keyId": "alias/other", "messageType": "DIGEST", "signingAlgorithm": "ECDSA_SHA_256"}),
-                Value::Null,
-            ),
-            6 => (
-                "ecr.amazonaws.com",
-                "PutImage",
-                json!({"repositoryName": format!("svc-{}", k % 97), "imageTag": format!("b{k}"), "registryId": ACCOUNT, "imageManifest": image_manifest(&k.to_string())}),
-                json!({"image": {"repositoryName": format!("svc-{}", k % 97), "registryId": ACCOUNT, "imageId": {"imageDigest": format!("sha256:{:064x}", k), "imageTag": format!("b{k}")}}}),
-            ),
-            _ => (
-                "iam.amazonaws.com",
-                "ListRoles",
-                json!({"maxItems": 100}),
-                Value::Null,
-            ),
-        };
-        let mut r = json!({
-            "eventVersion": "1.08", "userIdentity": who, "eventTime": time, "eventSource": source,
-            "eventName": name, "awsRegion": REGION, "sourceIPAddress": "10.0.0.1", "userAgent": "aws-cli/2",
-            "requestParameters": req, "responseElements": resp, "requestID": format!("noise-{k}"),
-            "eventID": format!("noise-event-{k}"), "readOnly": true, "eventType": "AwsApiCall",
-            "managementEvent": true, "recipientAccountId": ACCOUNT, "eventCategory": "Management"
-        });
-        if name == "Sign" {
-            r["resources"] = json!([{"accountId": ACCOUNT, "type": "AWS::KMS::Key",
-                                     "ARN": format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/noise-{}", k % 13)}]);
-        }
-        out.push(r);
-    }
-    out
-}
-
 #[test]
-fn a_100k_record_trail_is_searched_in_seconds_and_a_malformed_file_is_named() {
+fn a_100k_record_trail_finds_the_signing_events_and_a_malformed_file_is_named() {
+    // How fast is measured by `cargo xtask bench` (bench-trail), not here.
     let mut aws = Aws::start();
     let run = signing_run(&mut aws, &unique("alias/trail-f"));
     let dir = tempfile::tempdir().unwrap();
@@ -669,7 +586,6 @@ fn a_100k_record_trail_is_searched_in_seconds_and_a_malformed_file_is_named() {
     std::fs::write(&bad, b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03broken").unwrap();
     let src = dir.path().to_str().unwrap();
 
-    let start = Instant::now();
     let (out, o) = trail_for(
         &[
             "--cloudtrail",
@@ -680,8 +596,6 @@ fn a_100k_record_trail_is_searched_in_seconds_and_a_malformed_file_is_named() {
         ],
         &run.image(),
     );
-    let elapsed = start.elapsed();
-    eprintln!("trail-for searched {} records in {elapsed:?} (cargo test -p sigtrail-tests --test trail_for 100k -- --nocapture)", out[0]["trail"]["searched"]["records"]);
     check_trusted(&out[0], &run, "100k");
     let t = &out[0]["trail"];
     assert!(
@@ -700,9 +614,5 @@ fn a_100k_record_trail_is_searched_in_seconds_and_a_malformed_file_is_named() {
         o.status.success(),
         "a malformed file does not fail the image: {}",
         stderr(&o)
-    );
-    assert!(
-        elapsed < Duration::from_secs(30),
-        "searching 100,000 records took {elapsed:?}"
     );
 }

@@ -5,7 +5,8 @@
 //! - `env up|down|status`: the two local registries and the AWS emulator on free loopback ports.
 //! - `test`: the one test command: install, env up, `cargo test --workspace`, env down.
 //! - `demo`: install, env up, `scripts/demo.sh`, env down.
-//! - `bench`: install, env up, release build, `scripts/bench.sh` (check-sig against its peers), env down.
+//! - `bench`: install, env up, release build, `scripts/bench.sh` (signing, check-sig against its
+//!   peers, trail-for over 100,000 CloudTrail records), env down.
 
 mod env;
 mod install;
@@ -41,10 +42,12 @@ enum Task {
     },
     /// install, env up, push sample images and run the tools on them (scripts/demo.sh), env down.
     Demo,
-    /// Re-verify 2,000 signed images with check-sig and, in the same run, with skopeo 1.18, the
-    /// sigstore-rs harness and a plain HTTP load on the registry; prints rates and ratios.
+    /// Sign 2,000 images through the real pipeline, re-verify them with check-sig and, in the
+    /// same run, with skopeo 1.18, the sigstore-rs harness and a plain HTTP load on the registry;
+    /// time trail-for over a 100,000-record CloudTrail trail; prints rates and ratios.
     ///
-    /// SIGTRAIL_BENCH_IMAGES and SIGTRAIL_BENCH_SAMPLE change the image count and the peers' sample.
+    /// SIGTRAIL_BENCH_IMAGES, SIGTRAIL_BENCH_SAMPLE and SIGTRAIL_BENCH_TRAIL_RECORDS change the
+    /// image count (2000), the peers' sample (100) and the trail size (100000).
     Bench,
 }
 
