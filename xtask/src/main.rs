@@ -7,8 +7,10 @@
 //! - `demo`: install, env up, `scripts/demo.sh`, env down.
 //! - `bench`: install, env up, release build, `scripts/bench.sh` (signing, check-sig against its
 //!   peers, trail-for over 100,000 CloudTrail records), env down.
+//! - `fuzz`: build the cargo-fuzz targets in `fuzz/` and run each for a while (not part of `test`).
 
 mod env;
+mod fuzz;
 mod install;
 
 use anyhow::{bail, Context, Result};
@@ -49,6 +51,21 @@ enum Task {
     /// SIGTRAIL_BENCH_IMAGES, SIGTRAIL_BENCH_SAMPLE and SIGTRAIL_BENCH_TRAIL_RECORDS change the
     /// image count (2000), the peers' sample (100) and the trail size (100000).
     Bench,
+    /// Build the cargo-fuzz targets in fuzz/ and run each in turn on its own corpus.
+    ///
+    /// Installs cargo-fuzz if missing; runs with RUSTC_BOOTSTRAP=1 on stable Rust. The corpus
+    /// grows in fuzz/corpus/TARGET (seeded from fuzz/seeds/TARGET), crashes go to
+    /// fuzz/artifacts/TARGET. Exits 1 when a target crashed.
+    Fuzz {
+        /// Seconds each target runs
+        #[arg(long, value_name = "N", default_value_t = 600)]
+        seconds: u64,
+        /// Sanitizer: address, leak, memory, thread or none
+        #[arg(long, short = 's', default_value = "address")]
+        sanitizer: String,
+        /// Targets to run (default: all): reference, record, payload, manifest, signature
+        targets: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -124,6 +141,22 @@ fn run(task: Task) -> Result<ExitCode> {
                 bench.arg(root.join("scripts/bench.sh")).current_dir(&root);
                 status_of(&mut bench, vars)
             });
+        }
+        Task::Fuzz {
+            seconds,
+            sanitizer,
+            targets,
+        } => {
+            let opts = fuzz::Options {
+                seconds,
+                sanitizer,
+                targets,
+            };
+            if !fuzz::fuzz(&root, &opts)? {
+                step("FAILED: a fuzz target crashed");
+                return Ok(ExitCode::FAILURE);
+            }
+            step("passed");
         }
         Task::Demo => {
             return with_env(&root, "demo-env", |vars| {

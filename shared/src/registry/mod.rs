@@ -1291,8 +1291,8 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The media type of a manifest: `Content-Type` unless generic, else its `mediaType` field,
-/// else guessed from its shape.
-fn media_type_of(content_type: Option<&str>, bytes: &[u8]) -> String {
+/// else guessed from its shape. (Public for the fuzz targets.)
+pub fn media_type_of(content_type: Option<&str>, bytes: &[u8]) -> String {
     let header = content_type
         .map(|c| c.split(';').next().unwrap_or(c).trim().to_string())
         .filter(|c| {
