@@ -25,6 +25,8 @@ pub struct Options {
     pub seconds: u64,
     pub sanitizer: String,
     pub targets: Vec<String>,
+    /// Go on after a crash (libFuzzer's fork mode, one job), collecting every crash input
+    pub keep_going: bool,
 }
 
 /// What one target's run gave.
@@ -55,6 +57,7 @@ pub fn fuzz(root: &Path, opts: &Options) -> Result<bool> {
         opts.targets.clone()
     };
     let common = |cmd: &mut Command| {
+        strip_cargo_run_env(cmd);
         cmd.current_dir(root)
             .env("RUSTC_BOOTSTRAP", "1")
             .arg("--fuzz-dir")
@@ -63,10 +66,18 @@ pub fn fuzz(root: &Path, opts: &Options) -> Result<bool> {
             .arg(&target_dir)
             .args(["--sanitizer", &opts.sanitizer, "--debug-assertions"]);
     };
-    let mut build = crate::cargo(root, &["fuzz", "build"]);
-    common(&mut build);
-    build.args(&targets);
-    run_cmd(&mut build)?;
+    // `cargo fuzz build` takes one target, or none for all of them.
+    let builds: Vec<Option<&String>> = if targets == all {
+        vec![None]
+    } else {
+        targets.iter().map(Some).collect()
+    };
+    for target in builds {
+        let mut build = crate::cargo(root, &["fuzz", "build"]);
+        common(&mut build);
+        build.args(target);
+        run_cmd(&mut build)?;
+    }
 
     let mut outcomes = Vec::new();
     for target in &targets {
@@ -88,7 +99,16 @@ pub fn fuzz(root: &Path, opts: &Options) -> Result<bool> {
         if NOISY_TARGETS.contains(&target.as_str()) {
             run.arg("-close_fd_mask=2");
         }
-        outcomes.push(run_target(target, &mut run, &corpus)?);
+        if opts.keep_going {
+            run.args([
+                "-fork=1",
+                "-ignore_crashes=1",
+                "-ignore_timeouts=1",
+                "-ignore_ooms=1",
+            ]);
+        }
+        let artifacts = fuzz_dir.join("artifacts").join(target);
+        outcomes.push(run_target(target, &mut run, &corpus, &artifacts)?);
     }
 
     step("fuzz summary:");
@@ -126,6 +146,28 @@ pub fn fuzz(root: &Path, opts: &Options) -> Result<bool> {
     Ok(failed.is_empty())
 }
 
+/// Removes the variables `cargo run` set for xtask itself. Build scripts watch some of them
+/// (ring reruns when `CARGO_MANIFEST_DIR` changes), so leaving them in would make a fuzz build
+/// started here and one started by hand rebuild each other's whole dependency tree.
+fn strip_cargo_run_env(cmd: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || matches!(
+                &*name,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+            )
+        {
+            cmd.env_remove(&*name);
+        }
+    }
+}
+
 /// Installs cargo-fuzz unless `cargo fuzz` already runs.
 fn ensure_cargo_fuzz(root: &Path) -> Result<()> {
     if let Some(v) = output_of(&mut crate::cargo(root, &["fuzz", "--version"])) {
@@ -156,8 +198,9 @@ fn list_targets(root: &Path) -> Result<Vec<String>> {
 }
 
 /// Runs one target, echoing libFuzzer's output, and picks its figures out of it.
-fn run_target(target: &str, cmd: &mut Command, corpus: &Path) -> Result<Outcome> {
+fn run_target(target: &str, cmd: &mut Command, corpus: &Path, artifacts: &Path) -> Result<Outcome> {
     step(&format!("running {}", show(cmd)));
+    let before = files(artifacts);
     let start = Instant::now();
     let mut child = cmd
         .stdin(Stdio::null())
@@ -166,7 +209,7 @@ fn run_target(target: &str, cmd: &mut Command, corpus: &Path) -> Result<Outcome>
         .with_context(|| format!("cannot run {}", show(cmd)))?;
     let mut executions = None;
     let mut per_second = None;
-    let mut crashes = Vec::new();
+    let (mut progress, mut progress_rate) = (None, None);
     if let Some(stderr) = child.stderr.take() {
         let mut reader = BufReader::new(stderr);
         let mut line = Vec::new();
@@ -184,26 +227,53 @@ fn run_target(target: &str, cmd: &mut Command, corpus: &Path) -> Result<Outcome>
             if let Some(n) = stat("stat::average_exec_per_sec") {
                 per_second = Some(n);
             }
-            if let Some((_, path)) = text.split_once("Test unit written to ") {
-                crashes.push(path.trim().to_string());
+            // Progress lines, `#N\tpulse ... exec/s: R` (and `#N: ... exec/s R` in fork mode):
+            // the last one stands when there are no final stats (a crash, fork mode).
+            if let Some(rest) = text.strip_prefix('#') {
+                let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                if let Ok(n) = n.parse::<u64>() {
+                    progress = Some(n);
+                }
+                if let Some((_, r)) = rest.split_once("exec/s") {
+                    let r: String = r
+                        .trim_start_matches([':', ' '])
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect();
+                    if let Ok(r) = r.parse::<u64>() {
+                        progress_rate = Some(r);
+                    }
+                }
             }
             line.clear();
         }
     }
     let status = child.wait().context("waiting for cargo fuzz run")?;
+    let crashes: Vec<String> = files(artifacts)
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .map(|f| artifacts.join(f).display().to_string())
+        .collect();
     Ok(Outcome {
         target: target.to_string(),
         seconds: start.elapsed().as_secs(),
-        executions,
-        per_second,
-        corpus: count_files(corpus),
+        executions: executions.or(progress),
+        per_second: per_second.or(progress_rate),
+        corpus: files(corpus).len(),
+        ok: status.success() && crashes.is_empty(),
         crashes,
-        ok: status.success(),
     })
 }
 
-fn count_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok()).count())
-        .unwrap_or(0)
+/// The names of the files in `dir` (none when it does not exist).
+fn files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }

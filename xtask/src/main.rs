@@ -63,7 +63,10 @@ enum Task {
         /// Sanitizer: address, leak, memory, thread or none
         #[arg(long, short = 's', default_value = "address")]
         sanitizer: String,
-        /// Targets to run (default: all): reference, record, payload, manifest, signature
+        /// Go on after a crash (libFuzzer fork mode, one job), collecting every crash input
+        #[arg(long)]
+        keep_going: bool,
+        /// Targets to run (default: all): manifest, payload, record, reference, signature
         targets: Vec<String>,
     },
 }
@@ -145,12 +148,14 @@ fn run(task: Task) -> Result<ExitCode> {
         Task::Fuzz {
             seconds,
             sanitizer,
+            keep_going,
             targets,
         } => {
             let opts = fuzz::Options {
                 seconds,
                 sanitizer,
                 targets,
+                keep_going,
             };
             if !fuzz::fuzz(&root, &opts)? {
                 step("FAILED: a fuzz target crashed");
