@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::error::Error;
+use crate::gojson;
 use crate::reference::check_digest;
 use crate::registry::{sha256_digest, OCI_MANIFEST};
 
@@ -144,12 +145,12 @@ impl Descriptor {
 
     fn write(&self, out: &mut String) {
         out.push_str("{\"mediaType\":");
-        go_string(out, &self.media_type);
+        gojson::write_string(out, &self.media_type);
         out.push_str(&format!(",\"size\":{},\"digest\":", self.size));
-        go_string(out, &self.digest);
+        gojson::write_string(out, &self.digest);
         if let Some(d) = self.data.as_deref().filter(|d| !d.is_empty()) {
             out.push_str(",\"data\":");
-            go_string(out, d);
+            gojson::write_string(out, d);
         }
         if !self.urls.is_empty() {
             out.push_str(",\"urls\":[");
@@ -157,7 +158,7 @@ impl Descriptor {
                 if i > 0 {
                     out.push(',');
                 }
-                go_string(out, u);
+                gojson::write_string(out, u);
             }
             out.push(']');
         }
@@ -167,11 +168,11 @@ impl Descriptor {
         }
         if let Some(p) = &self.platform {
             out.push_str(",\"platform\":");
-            go_value(out, p);
+            gojson::write_value(out, p);
         }
         if let Some(a) = self.artifact_type.as_deref().filter(|a| !a.is_empty()) {
             out.push_str(",\"artifactType\":");
-            go_string(out, a);
+            gojson::write_string(out, a);
         }
         out.push('}');
     }
@@ -293,7 +294,7 @@ impl SignatureManifest {
             if i > 0 {
                 out.push(',');
             }
-            go_string(&mut out, &l.digest);
+            gojson::write_string(&mut out, &l.digest);
         }
         out.push_str("]},\"config\":{}}");
         out.into_bytes()
@@ -313,7 +314,7 @@ impl SignatureManifest {
         };
         let mut out = String::with_capacity(256 + 400 * self.layers.len());
         out.push_str("{\"schemaVersion\":2,\"mediaType\":");
-        go_string(&mut out, OCI_MANIFEST);
+        gojson::write_string(&mut out, OCI_MANIFEST);
         out.push_str(",\"config\":");
         config.write(&mut out);
         out.push_str(",\"layers\":[");
@@ -350,59 +351,11 @@ fn write_map(out: &mut String, map: &BTreeMap<String, String>) {
         if i > 0 {
             out.push(',');
         }
-        go_string(out, k);
+        gojson::write_string(out, k);
         out.push(':');
-        go_string(out, v);
+        gojson::write_string(out, v);
     }
     out.push('}');
-}
-
-/// A JSON string as Go's `encoding/json` writes it: serde_json's escaping plus `<`, `>`, `&`,
-/// U+2028 and U+2029 as `\u....`.
-fn go_string(out: &mut String, s: &str) {
-    // A str always serializes.
-    let json = serde_json::to_string(s).unwrap_or_default();
-    for c in json.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// Any JSON value the way Go writes a decoded `interface{}`: object keys sorted.
-fn go_value(out: &mut String, v: &Value) {
-    match v {
-        Value::String(s) => go_string(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                go_value(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            let sorted: BTreeMap<&String, &Value> = map.iter().collect();
-            out.push('{');
-            for (i, (k, v)) in sorted.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                go_string(out, k);
-                out.push(':');
-                go_value(out, v);
-            }
-            out.push('}');
-        }
-        other => out.push_str(&other.to_string()),
-    }
 }
 
 /// A layer as the record's `attached.layers` summary or a verifier's listing shows it.

@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod ecr;
 pub mod error;
 pub mod filter;
+pub mod gojson;
 pub mod harness;
 pub mod kms;
 pub mod payload;

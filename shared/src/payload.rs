@@ -14,6 +14,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::gojson;
 
 /// The `critical.type` every cosign image signature carries.
 pub const SIMPLE_SIGNING_TYPE: &str = "cosign container image signature";
@@ -55,15 +56,15 @@ impl Payload {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = String::with_capacity(320);
         out.push_str("{\"critical\":{\"identity\":{\"docker-reference\":");
-        go_string(&mut out, &self.docker_reference);
+        gojson::write_string(&mut out, &self.docker_reference);
         out.push_str("},\"image\":{\"docker-manifest-digest\":");
-        go_string(&mut out, &self.manifest_digest);
+        gojson::write_string(&mut out, &self.manifest_digest);
         out.push_str("},\"type\":");
-        go_string(&mut out, &self.kind);
+        gojson::write_string(&mut out, &self.kind);
         out.push_str("},\"optional\":");
         match &self.optional {
             None => out.push_str("null"),
-            Some(map) => go_value(&mut out, &Value::Object(map.clone())),
+            Some(map) => gojson::write_value(&mut out, &Value::Object(map.clone())),
         }
         out.push('}');
         out.into_bytes()
@@ -151,66 +152,6 @@ pub fn is_sha256_digest(digest: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
-}
-
-/// Writes `s` as a JSON string the way Go's encoding/json does with HTML escaping on.
-fn go_string(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' | '\0'..='\u{1f}' => {
-                let n = c as u32;
-                out.push_str("\\u");
-                for shift in [12, 8, 4, 0] {
-                    out.push(HEX[((n >> shift) & 0xf) as usize] as char);
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// Writes any JSON value as Go's `json.Marshal` of `interface{}` would: object keys sorted.
-fn go_value(out: &mut String, v: &Value) {
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => go_string(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                go_value(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                go_string(out, k);
-                out.push(':');
-                go_value(out, &map[k]);
-            }
-            out.push('}');
-        }
-    }
 }
 
 /// Deepest nesting a payload may have (a real one has three levels).
