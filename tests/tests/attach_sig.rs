@@ -11,6 +11,7 @@ use p256::ecdsa::signature::Signer;
 use p256::pkcs8::{EncodePublicKey, LineEnding};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use sigtrail_tests::interop::skopeo_verify;
 use sigtrail_tests::{env, push_image, python, run, run_ok, tool, unique};
 
 const ECR_HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
@@ -450,45 +451,16 @@ fn skopeo_verifies_what_attach_sig_pushes() {
         "other.pub",
         &p256::ecdsa::SigningKey::random(&mut rand_core::OsRng),
     );
-    let verifies = |pubkey: &Path| {
-        let policy = dir.path().join("policy.json");
-        let rules = json!([{"type": "sigstoreSigned", "keyPath": pubkey, "signedIdentity": {"type": "matchRepository"}}]);
-        std::fs::write(
-            &policy,
-            json!({"default": [{"type": "reject"}],
-                   "transports": {"docker": {reg.as_str(): rules},
-                                  "oci": {"": [{"type": "insecureAcceptAnything"}]}}})
-            .to_string(),
-        )
-        .unwrap();
-        let out_dir = dir.path().join("out");
-        let _ = std::fs::remove_dir_all(&out_dir);
-        let out = run(
-            Command::new(&e.skopeo)
-                .arg("--registries.d")
-                .arg(&e.skopeo_registries_d)
-                .arg("--policy")
-                .arg(&policy)
-                .args([
-                    "copy",
-                    "-q",
-                    "--remove-signatures",
-                    "--src-tls-verify=false",
-                ])
-                .arg(format!("docker://{image}"))
-                .arg(format!("oci:{}:v1", out_dir.display())),
-            b"",
-        );
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    let (ok, err) = verifies(&good);
-    assert!(ok, "skopeo rejected the attached signature: {err}");
-    let (ok, err) = verifies(&other);
+    let good = skopeo_verify(&image, &good);
     assert!(
-        !ok && err.contains("signature"),
-        "skopeo accepted another key: {err}"
+        good.accepted,
+        "skopeo rejected the attached signature: {}",
+        good.message
+    );
+    let other = skopeo_verify(&image, &other);
+    assert!(
+        !other.accepted && other.message.contains("signature"),
+        "skopeo accepted another key: {}",
+        other.message
     );
 }
