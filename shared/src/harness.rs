@@ -18,6 +18,17 @@ use crate::error::Error;
 use crate::filter::WhereFilter;
 use crate::record::{self, Record};
 
+tokio::task_local! {
+    static RECORD_NUMBER: u64;
+}
+
+/// The position in the input, from 0, of the record [`Tool::process`] is working on (for a tool
+/// that keeps something per record in input order while `--jobs` finish records out of order);
+/// `None` outside a run or in a task the tool spawned itself.
+pub fn record_number() -> Option<u64> {
+    RECORD_NUMBER.try_with(|n| *n).ok()
+}
+
 /// Exit statuses, the same for every tool.
 pub mod exit {
     /// Every record succeeded.
@@ -338,9 +349,12 @@ async fn write_outcomes<T: Tool>(
     let items =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) });
     let outcomes = items
-        .map(|item| {
+        .enumerate()
+        .map(|(n, item)| {
             let tool = tool.clone();
-            let task = tokio::spawn(async move { outcome(&*tool, item).await });
+            let task = tokio::spawn(
+                RECORD_NUMBER.scope(n as u64, async move { outcome(&*tool, item).await }),
+            );
             async move {
                 task.await.unwrap_or_else(|e| Outcome {
                     records: Vec::new(),
@@ -491,6 +505,26 @@ mod tests {
         }
     }
 
+    /// Test tool: adds the record's number, later records finishing first.
+    struct Numbered;
+
+    impl Tool for Numbered {
+        const NAME: &'static str = "numbered";
+        async fn process(&self, rec: &mut Record) -> Result<Done, Error> {
+            let first = record_number();
+            let n = first.unwrap_or(0);
+            tokio::time::sleep(std::time::Duration::from_millis(
+                40u64.saturating_sub(n * 4),
+            ))
+            .await;
+            if record_number() != first {
+                return Err(Error::new("moved", "the number changed across an await"));
+            }
+            rec.insert("no".into(), first.into());
+            Ok(Done::ok())
+        }
+    }
+
     #[derive(Clone, Default)]
     struct Shared(Arc<Mutex<Vec<u8>>>);
     impl Write for Shared {
@@ -560,6 +594,33 @@ mod tests {
             "{\"n\":1,\"error\":{\"tool\":\"x\",\"kind\":\"k\",\"message\":\"m\"}}\n{\"n\":2}\n{\"n\":6,\"double\":12}\n",
         );
         assert_eq!((s.records, s.ok, s.skipped, s.failed_total()), (3, 1, 1, 1));
+    }
+
+    #[test]
+    fn process_knows_its_record_number() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let out = Shared::default();
+        let options = RunOptions {
+            jobs: 8,
+            filter: None,
+            quiet: true,
+            progress: false,
+        };
+        let input: String = (0..10).map(|i| format!("{{\"i\":{i}}}\n")).collect();
+        let summary = run(
+            &rt,
+            Arc::new(Numbered),
+            options,
+            input.as_bytes(),
+            out.clone(),
+        );
+        assert_eq!(summary.ok, 10);
+        let got = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let expect: String = (0..10)
+            .map(|i| format!("{{\"i\":{i},\"no\":{i}}}\n"))
+            .collect();
+        assert_eq!(got, expect);
+        assert_eq!(record_number(), None, "outside a run");
     }
 
     #[test]

@@ -97,7 +97,8 @@ pub struct TrailFor {
     state: tokio::sync::OnceCell<Result<Arc<State>, Error>>,
     commits: tokio::sync::Mutex<HashMap<String, git::Commit>>,
     ecr: crate::ecr::Ecr,
-    pictures: Mutex<Vec<(String, timeline::Picture)>>,
+    /// Each image's picture with the input position of its record, in input order.
+    pictures: Mutex<Vec<(u64, timeline::Picture)>>,
 }
 
 impl TrailFor {
@@ -454,7 +455,9 @@ impl TrailFor {
                 pushed_at,
                 &state.policy,
             );
-            self.draw(path, picture).map_err(|e| {
+            // Outside the harness (no number) a picture goes last.
+            let number = crate::harness::record_number().unwrap_or(u64::MAX);
+            self.draw(path, number, picture).map_err(|e| {
                 Error::new("timeline", format!("cannot write {}: {e}", path.display()))
             })?;
         }
@@ -465,21 +468,35 @@ impl TrailFor {
         })
     }
 
-    /// Adds (or replaces) an image's picture and rewrites the timeline file.
-    fn draw(&self, path: &std::path::Path, picture: timeline::Picture) -> std::io::Result<()> {
+    /// Adds (or replaces) the picture of the record at input position `number` and rewrites
+    /// the timeline file.
+    fn draw(
+        &self,
+        path: &std::path::Path,
+        number: u64,
+        picture: timeline::Picture,
+    ) -> std::io::Result<()> {
         let mut pictures = self
             .pictures
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let key = picture.title.clone();
-        match pictures.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = picture,
-            None => pictures.push((key, picture)),
-        }
+        place(&mut pictures, number, picture);
         let all: Vec<timeline::Picture> = pictures.iter().map(|(_, p)| p.clone()).collect();
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, timeline::render(path, &all))?;
         std::fs::rename(&tmp, path)
+    }
+}
+
+/// Puts `picture` in input order: records finish in any order with `--jobs` > 1. An image seen
+/// again (same title) keeps its first place and shows its latest picture.
+fn place(pictures: &mut Vec<(u64, timeline::Picture)>, number: u64, picture: timeline::Picture) {
+    match pictures.iter_mut().find(|(_, p)| p.title == picture.title) {
+        Some(slot) => *slot = (slot.0.min(number), picture),
+        None => {
+            let at = pictures.partition_point(|(n, _)| *n <= number);
+            pictures.insert(at, (number, picture));
+        }
     }
 }
 
@@ -746,6 +763,36 @@ fn picture(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pictures_stay_in_input_order() {
+        let picture = |title: &str, subtitle: &str| timeline::Picture {
+            title: title.into(),
+            subtitle: subtitle.into(),
+            marks: Vec::new(),
+            links: Vec::new(),
+            compromised_at: None,
+        };
+        let mut pictures = Vec::new();
+        // Finished in the order 2, 0, 3, 1; record 4 repeats record 0's image.
+        for (n, title) in [(2, "c"), (0, "a"), (3, "d"), (1, "b")] {
+            place(&mut pictures, n, picture(title, "first"));
+        }
+        place(&mut pictures, 4, picture("a", "again"));
+        let order: Vec<(u64, &str, &str)> = pictures
+            .iter()
+            .map(|(n, p)| (*n, p.title.as_str(), p.subtitle.as_str()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (0, "a", "again"),
+                (1, "b", "first"),
+                (2, "c", "first"),
+                (3, "d", "first")
+            ]
+        );
+    }
 
     #[test]
     fn record_fields() {

@@ -1,6 +1,10 @@
 //! `--timeline FILE.html|FILE.svg`: an image's trail on one time axis (commit, CI run, image
 //! push, KMS sign, signature push, compromise time), as self-contained SVG: inline styles, no
 //! script, no network; hovering a mark shows its details (`<title>`).
+//!
+//! A few events far from the rest (an old commit) get a narrow part of the axis of their own
+//! behind an axis break, so the recent events keep the width. Titles too long for the picture end
+//! in `…` and show in full on hover.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -59,8 +63,137 @@ fn colour(state: &str) -> &'static str {
     }
 }
 
-/// A tick step that gives at most about eight ticks over `span`.
-fn step(span: Duration) -> Duration {
+/// Width of the part of the axis given to far-away events, and of the break after it.
+const FAR_W: f64 = 150.0;
+const BREAK_W: f64 = 28.0;
+
+/// A gap this many times longer than all the other events together (at least a minute) breaks
+/// the axis.
+const BREAK_RATIO: i32 = 10;
+
+/// A linear part of the axis: times `lo..=hi` drawn from `x0` to `x1`.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    lo: DateTime<Utc>,
+    hi: DateTime<Utc>,
+    x0: f64,
+    x1: f64,
+}
+
+impl Piece {
+    /// The times `lo..=hi` padded (at least 20 s wide, plus 5% each side) over `x0..x1`.
+    fn new(lo: DateTime<Utc>, hi: DateTime<Utc>, x0: f64, x1: f64) -> Piece {
+        let (mut lo, mut hi) = (lo, hi);
+        if hi - lo < Duration::seconds(20) {
+            lo -= Duration::seconds(10);
+            hi += Duration::seconds(10);
+        }
+        let pad = (hi - lo) / 20;
+        Piece {
+            lo: lo - pad,
+            hi: hi + pad,
+            x0,
+            x1,
+        }
+    }
+
+    fn x(&self, t: DateTime<Utc>) -> f64 {
+        let span = (self.hi - self.lo).num_milliseconds().max(1) as f64;
+        self.x0 + (self.x1 - self.x0) * ((t - self.lo).num_milliseconds() as f64 / span)
+    }
+}
+
+/// The x axis: one piece, or two with a break between them (`far` is the narrow one).
+#[derive(Debug)]
+struct Axis {
+    pieces: Vec<Piece>,
+    far: Option<usize>,
+}
+
+impl Axis {
+    fn new(times: &[DateTime<Utc>]) -> Axis {
+        let (x0, x1) = (LEFT, W - RIGHT);
+        let mut t = times.to_vec();
+        t.sort();
+        let (Some(&first), Some(&last)) = (t.first(), t.last()) else {
+            let now = Utc::now();
+            return Axis {
+                pieces: vec![Piece::new(now, now, x0, x1)],
+                far: None,
+            };
+        };
+        // The widest gap between neighbours; break there if everything else is far narrower.
+        let widest = (1..t.len()).max_by_key(|&i| t[i] - t[i - 1]);
+        let Some(i) = widest.filter(|&i| {
+            let gap = t[i] - t[i - 1];
+            let rest = (last - first - gap).max(Duration::minutes(1));
+            gap > rest * BREAK_RATIO
+        }) else {
+            return Axis {
+                pieces: vec![Piece::new(first, last, x0, x1)],
+                far: None,
+            };
+        };
+        let (before, after) = ((first, t[i - 1]), (t[i], last));
+        // The side with fewer events is the far one; on a tie, the older side.
+        if i <= t.len() - i {
+            Axis {
+                pieces: vec![
+                    Piece::new(before.0, before.1, x0, x0 + FAR_W),
+                    Piece::new(after.0, after.1, x0 + FAR_W + BREAK_W, x1),
+                ],
+                far: Some(0),
+            }
+        } else {
+            Axis {
+                pieces: vec![
+                    Piece::new(before.0, before.1, x0, x1 - FAR_W - BREAK_W),
+                    Piece::new(after.0, after.1, x1 - FAR_W, x1),
+                ],
+                far: Some(1),
+            }
+        }
+    }
+
+    fn x(&self, t: DateTime<Utc>) -> f64 {
+        match self.pieces.as_slice() {
+            [a, b] if t > a.hi => b.x(t),
+            [a, ..] => a.x(t),
+            [] => LEFT,
+        }
+    }
+}
+
+/// A duration the way the axis break names it: `3d 4h`, `5h 12m`, `40m`.
+fn human(d: Duration) -> String {
+    let (days, hours, minutes) = (d.num_days(), d.num_hours() % 24, d.num_minutes() % 60);
+    if days > 0 {
+        format!("{days}d {hours}h")
+    } else if hours > 0 {
+        format!("{hours}h {minutes}m")
+    } else {
+        format!("{}m", d.num_minutes())
+    }
+}
+
+/// `text` in a `<text>` element `attrs`, cut to fit `width` pixels at `size` px (`…` at the end,
+/// the whole text on hover).
+fn fitted_text(text: &str, attrs: &str, width: f64, size: f64) -> String {
+    // A generous average glyph width for system-ui; digests and capitals are the wide ones.
+    let max = (width / (size * 0.6)) as usize;
+    if text.chars().count() <= max {
+        return format!("<text {attrs}>{}</text>", esc(text));
+    }
+    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    format!(
+        "<g><title>{}</title><text {attrs}>{}…</text></g>",
+        esc(text),
+        esc(cut.trim_end())
+    )
+}
+
+/// A tick step that gives at most about `ticks` ticks over `span`.
+fn step(span: Duration, ticks: i64) -> Duration {
     const STEPS: [i64; 17] = [
         1,
         5,
@@ -84,7 +217,7 @@ fn step(span: Duration) -> Duration {
     let s = STEPS
         .iter()
         .copied()
-        .find(|s| secs / s <= 8)
+        .find(|s| secs / s <= ticks.max(1))
         .unwrap_or(365 * 86400);
     Duration::seconds(s)
 }
@@ -94,22 +227,8 @@ pub fn svg(p: &Picture) -> String {
     let height = TOP + LANE * LANES.len() as f64 + 56.0;
     let mut times: Vec<DateTime<Utc>> = p.marks.iter().map(|m| m.time).collect();
     times.extend(p.compromised_at);
-    let (mut lo, mut hi) = match (times.iter().min(), times.iter().max()) {
-        (Some(a), Some(b)) => (*a, *b),
-        _ => {
-            let now = Utc::now();
-            (now, now)
-        }
-    };
-    if hi - lo < Duration::seconds(20) {
-        lo -= Duration::seconds(10);
-        hi += Duration::seconds(10);
-    }
-    let pad = (hi - lo) / 20;
-    let (lo, hi) = (lo - pad, hi + pad);
-    let span = (hi - lo).num_milliseconds().max(1) as f64;
-    let x =
-        |t: DateTime<Utc>| LEFT + (W - LEFT - RIGHT) * ((t - lo).num_milliseconds() as f64 / span);
+    let axis = Axis::new(&times);
+    let x = |t: DateTime<Utc>| axis.x(t);
     let y = |lane: usize| TOP + LANE * lane as f64 + LANE / 2.0;
     let mut s = String::new();
     s += &format!(
@@ -117,10 +236,17 @@ pub fn svg(p: &Picture) -> String {
         esc(&p.title)
     );
     s += &format!(r##"<rect width="{W}" height="{height}" fill="#ffffff"/>"##);
-    s += &format!(
-        r##"<text x="12" y="22" font-size="15" font-weight="600" fill="#1f2328">{}</text><text x="12" y="42" fill="#57606a">{}</text>"##,
-        esc(&p.title),
-        esc(&p.subtitle)
+    s += &fitted_text(
+        &p.title,
+        r##"x="12" y="22" font-size="15" font-weight="600" fill="#1f2328""##,
+        W - 24.0,
+        15.0,
+    );
+    s += &fitted_text(
+        &p.subtitle,
+        r##"x="12" y="42" fill="#57606a""##,
+        W - 24.0,
+        12.0,
     );
     for (i, name) in LANES.iter().enumerate() {
         let yy = y(i);
@@ -138,28 +264,56 @@ pub fn svg(p: &Picture) -> String {
         r##"<line x1="{LEFT}" y1="{axis_y}" x2="{}" y2="{axis_y}" stroke="#57606a"/>"##,
         W - RIGHT
     );
-    let st = step(hi - lo);
-    let secs = st.num_seconds();
-    let first = lo.timestamp().div_euclid(secs) * secs + secs;
-    let fmt = if secs >= 86400 {
-        "%Y-%m-%d"
-    } else if secs >= 60 {
-        "%m-%d %H:%M"
-    } else {
-        "%H:%M:%S"
-    };
-    let mut t = first;
-    while t <= hi.timestamp() {
-        if let Some(tt) = DateTime::from_timestamp(t, 0) {
-            let xx = x(tt);
+    for (i, piece) in axis.pieces.iter().enumerate() {
+        if axis.far == Some(i) {
+            // One label: when the far-away events happened.
+            let mid = piece.lo + (piece.hi - piece.lo) / 2;
             s += &format!(
-                r##"<line x1="{xx:.1}" y1="{TOP}" x2="{xx:.1}" y2="{}" stroke="#eaeef2"/><text x="{xx:.1}" y="{}" text-anchor="middle" fill="#57606a">{}</text>"##,
-                axis_y + 4.0,
+                r##"<text x="{:.1}" y="{}" text-anchor="middle" fill="#57606a">{}</text>"##,
+                piece.x(mid),
                 axis_y + 20.0,
-                tt.format(fmt)
+                mid.format("%Y-%m-%d %H:%M")
             );
+            continue;
         }
-        t += secs;
+        let ticks = (8.0 * (piece.x1 - piece.x0) / (W - LEFT - RIGHT)).round() as i64;
+        let secs = step(piece.hi - piece.lo, ticks).num_seconds();
+        let fmt = if secs >= 86400 {
+            "%Y-%m-%d"
+        } else if secs >= 60 {
+            "%m-%d %H:%M"
+        } else {
+            "%H:%M:%S"
+        };
+        let mut t = piece.lo.timestamp().div_euclid(secs) * secs + secs;
+        while t <= piece.hi.timestamp() {
+            if let Some(tt) = DateTime::from_timestamp(t, 0) {
+                let xx = piece.x(tt);
+                s += &format!(
+                    r##"<line x1="{xx:.1}" y1="{TOP}" x2="{xx:.1}" y2="{}" stroke="#eaeef2"/><text x="{xx:.1}" y="{}" text-anchor="middle" fill="#57606a">{}</text>"##,
+                    axis_y + 4.0,
+                    axis_y + 20.0,
+                    tt.format(fmt)
+                );
+            }
+            t += secs;
+        }
+    }
+    if let [a, b] = axis.pieces.as_slice() {
+        // The break: a white gap through lanes and axis, `//` on the axis, the time left out.
+        let (bx, bw) = (a.x1, b.x0 - a.x1);
+        let mid = bx + bw / 2.0;
+        s += &format!(
+            r##"<g><title>axis break: {} left out</title><rect x="{bx:.1}" y="{TOP}" width="{bw:.1}" height="{}" fill="#ffffff"/><path d="M{:.1} {} l6 -12 M{:.1} {} l6 -12" stroke="#57606a" stroke-width="1.5"/><text x="{mid:.1}" y="{}" text-anchor="middle" font-size="10" fill="#8c959f">{}</text></g>"##,
+            human(b.lo - a.hi),
+            axis_y - TOP + 1.0,
+            mid - 7.0,
+            axis_y + 6.0,
+            mid + 1.0,
+            axis_y + 6.0,
+            axis_y + 32.0,
+            human(b.lo - a.hi)
+        );
     }
     s += &format!(
         r##"<text x="{}" y="{}" text-anchor="end" fill="#8c959f">UTC</text>"##,
@@ -296,6 +450,89 @@ mod tests {
         );
         let svg_file = render(std::path::Path::new("t.svg"), &[p]);
         assert!(svg_file.starts_with("<svg"));
-        assert_eq!(step(Duration::hours(1)), Duration::seconds(900));
+        assert_eq!(step(Duration::hours(1), 8), Duration::seconds(900));
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn an_old_commit_gets_its_own_part_of_the_axis() {
+        let commit = at("2025-11-07T09:30:00Z");
+        let recent: Vec<DateTime<Utc>> = (0..5)
+            .map(|i| at("2025-11-10T12:00:00Z") + Duration::seconds(15 * i))
+            .collect();
+        let mut times = recent.clone();
+        times.push(commit);
+        let axis = Axis::new(&times);
+        assert_eq!((axis.pieces.len(), axis.far), (2, Some(0)));
+        assert!(axis.x(commit) < LEFT + FAR_W);
+        // One minute of events spreads over the main part instead of one column.
+        let spread = axis.x(recent[4]) - axis.x(recent[0]);
+        assert!(spread > 600.0, "recent events span {spread:.0} px");
+        for w in recent.windows(2) {
+            assert!(axis.x(w[1]) - axis.x(w[0]) > 150.0);
+        }
+
+        let mark = |time, lane| Mark {
+            time,
+            lane,
+            label: "m".into(),
+            detail: "d".into(),
+            state: "info",
+        };
+        let mut marks = vec![mark(commit, 0)];
+        marks.extend(recent.iter().map(|&t| mark(t, 3)));
+        let svg = svg(&Picture {
+            title: "t".into(),
+            subtitle: "s".into(),
+            marks,
+            links: Vec::new(),
+            compromised_at: None,
+        });
+        assert!(svg.contains("axis break: 3d 2h left out"), "{svg}");
+        assert!(
+            svg.contains("2025-11-07 09:30"),
+            "the far part's date: {svg}"
+        );
+
+        // A commit a few minutes before the run shares the axis.
+        times.pop();
+        times.push(at("2025-11-10T11:57:00Z"));
+        let axis = Axis::new(&times);
+        assert_eq!((axis.pieces.len(), axis.far), (1, None));
+        // A late event alone on the right is the far one there.
+        times.push(at("2025-11-12T00:00:00Z"));
+        assert_eq!(Axis::new(&times).far, Some(1));
+    }
+
+    #[test]
+    fn long_subtitles_end_in_an_ellipsis_and_keep_the_full_text() {
+        let reason = format!(
+            "untrusted: {}<end>",
+            "the reason goes on and on ".repeat(20)
+        );
+        let svg = svg(&Picture {
+            title: "app@sha256:aa".into(),
+            subtitle: reason.clone(),
+            marks: Vec::new(),
+            links: Vec::new(),
+            compromised_at: None,
+        });
+        assert!(svg.contains(&format!("<title>{}</title>", esc(&reason))));
+        let shown = svg
+            .split(r##"fill="#57606a">"##)
+            .nth(1)
+            .and_then(|t| t.split("</text>").next())
+            .unwrap();
+        assert!(shown.ends_with('…'), "{shown}");
+        assert!(
+            shown.chars().count() as f64 * 12.0 * 0.6 <= W - 24.0,
+            "{shown}"
+        );
+        // A short one is drawn as is, with no tooltip.
+        let short = fitted_text("trusted: ok", "x=\"1\"", W, 12.0);
+        assert_eq!(short, "<text x=\"1\">trusted: ok</text>");
     }
 }
