@@ -509,3 +509,131 @@ for line in sys.stdin.read().split():
     );
     out.lines().map(str::to_string).collect()
 }
+
+/// Runs `stages` as a shell pipeline (`a | b | c`): `input` into the first, each stdout into the
+/// next stdin. Returns the last stage's output, with every stage's stderr in its `stderr`, and
+/// the exit codes of all stages.
+pub fn pipeline(
+    mut stages: Vec<std::process::Command>,
+    input: &[u8],
+) -> (std::process::Output, Vec<Option<i32>>) {
+    use std::process::Stdio;
+    let mut children = Vec::new();
+    let mut previous: Option<std::process::ChildStdout> = None;
+    let last = stages.len() - 1;
+    for (i, cmd) in stages.iter_mut().enumerate() {
+        cmd.stdin(match previous.take() {
+            Some(out) => Stdio::from(out),
+            None => Stdio::piped(),
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        if i < last {
+            previous = child.stdout.take();
+        }
+        children.push(child);
+    }
+    let mut stdin = children[0].stdin.take().expect("first stage stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || drop(stdin.write_all(&input)));
+    // Drain every stderr in the background so no stage blocks on a full pipe.
+    let stderrs: Vec<_> = children
+        .iter_mut()
+        .map(|c| {
+            let mut err = c.stderr.take().expect("stderr piped");
+            std::thread::spawn(move || {
+                let mut s = Vec::new();
+                let _ = err.read_to_end(&mut s);
+                s
+            })
+        })
+        .collect();
+    let mut last_child = children.pop().expect("a stage");
+    let mut stdout = Vec::new();
+    last_child
+        .stdout
+        .take()
+        .expect("stdout piped")
+        .read_to_end(&mut stdout)
+        .expect("read the last stage");
+    let mut codes = Vec::new();
+    for mut c in children {
+        codes.push(c.wait().expect("wait for a stage").code());
+    }
+    let status = last_child.wait().expect("wait for the last stage");
+    codes.push(status.code());
+    writer.join().expect("stdin writer");
+    let mut stderr = Vec::new();
+    for s in stderrs {
+        stderr.extend(s.join().expect("stderr reader"));
+    }
+    (
+        std::process::Output {
+            status,
+            stdout,
+            stderr,
+        },
+        codes,
+    )
+}
+
+/// `digest-of | payload-for | kms-sign --key KEY | attach-sig`, with AWS calls sent to
+/// `aws_endpoint` (`http://HOST:PORT`).
+pub fn signing_pipeline(key: &str, aws_endpoint: &str) -> Vec<std::process::Command> {
+    let mut stages = vec![
+        crate::tool("digest-of"),
+        crate::tool("payload-for"),
+        crate::tool("kms-sign"),
+        crate::tool("attach-sig"),
+    ];
+    stages[2].args(["--key", key]);
+    for s in &mut stages {
+        s.env("AWS_ENDPOINT_URL", aws_endpoint)
+            .env_remove("COSIGN_REPOSITORY")
+            .env_remove("SIGTRAIL_ECR_ALIASES");
+    }
+    stages
+}
+
+/// One fault in ten for a KMS endpoint, cycling through throttling, 500, 503, a reset and a
+/// stall (KMS calls are POSTs, so the schedule counts every request).
+pub fn kms_ten_percent(req: &Request) -> Fault {
+    if req.n % 10 != 5 {
+        return Fault::Pass;
+    }
+    match (req.n / 10) % 5 {
+        0 => Fault::kms_throttling(),
+        1 => Fault::status(500),
+        2 => Fault::status(503),
+        3 => Fault::Reset,
+        _ => Fault::Stall(Duration::from_secs(2)),
+    }
+}
+
+/// `GET http://HOST/PATH` with an `Accept` header for manifests, over plain HTTP/1.0 (the test
+/// needs no HTTP client); returns the status and the body.
+pub fn http_get(host: &str, path: &str) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(host).unwrap_or_else(|e| panic!("connect {host}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("set timeout");
+    let req = format!(
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/vnd.oci.image.manifest.v1+json, \
+         application/vnd.docker.distribution.manifest.v2+json\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).expect("send request");
+    let mut response = Vec::new();
+    s.read_to_end(&mut response).expect("read response");
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP head from {host}{path}"));
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response from {host}: {head:?}"));
+    (status, response[split + 4..].to_vec())
+}

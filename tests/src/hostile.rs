@@ -188,3 +188,26 @@ pub fn check_command(
     );
     records
 }
+
+/// Peak resident memory (KiB) of `cmd` run on `input`, from `/usr/bin/time -v`, with its output.
+pub fn peak_rss_kib(cmd: &std::process::Command, input: &[u8]) -> (u64, std::process::Output) {
+    let mut timed = std::process::Command::new("/usr/bin/time");
+    timed.arg("-v").arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => timed.env(k, v),
+            None => timed.env_remove(k),
+        };
+    }
+    let out = run(&mut timed, input);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let kib = stderr
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS from /usr/bin/time -v: {stderr}"));
+    (kib, out)
+}

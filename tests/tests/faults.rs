@@ -5,7 +5,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use sigtrail_tests::faults::{push_many, Fault, OwnRegistry, Proxy, Request};
+use sha2::Digest as _;
+use sigtrail_tests::faults::{
+    pipeline, push_many, signing_pipeline, Fault, OwnRegistry, Proxy, Request,
+};
 use sigtrail_tests::hostile::{assert_no_panic, kind_of, output_records};
 use sigtrail_tests::{env, run, tool, unique};
 
@@ -345,4 +348,325 @@ fn trail_for_lookup_failure_is_one_clear_line() {
     ] {
         assert!(message.contains(want), "{case}: no {want:?} in {message}");
     }
+}
+
+/// Registry faults for the signing and checking batches: one request in ten fails as in
+/// [`ten_percent`], and one GET in twenty-five more has its body cut short.
+fn registry_faults(req: &Request) -> Fault {
+    if req.n % 25 == 12 && req.method == "GET" {
+        return Fault::Truncate;
+    }
+    ten_percent(req)
+}
+
+/// The tags of the records that carry an error.
+fn failed_tags(out: &std::process::Output) -> Vec<String> {
+    output_records("failed", &out.stdout)
+        .iter()
+        .filter(|r| kind_of(r) != "ok")
+        .filter_map(|r| r["image"].as_str()?.rsplit(':').next().map(str::to_string))
+        .collect()
+}
+
+/// 60 images through `digest-of | payload-for | kms-sign | attach-sig` with the registry and
+/// KMS both behind fault proxies (about 10% of requests fail: 429 with Retry-After, 500, 503,
+/// resets, stalls, truncated bodies): every record comes out once, in order, signed or with an
+/// error; the failed ones, run again once the faults stop, are signed; then every image verifies
+/// with check-sig with exactly one signature. Then a check-sig batch through the same faults:
+/// every record verified or with an error, and the failed ones verify on a clean re-run.
+#[test]
+fn signing_pipeline_and_check_sig_batches_survive_ten_percent_faults() {
+    let repo = unique("faults/sign");
+    let images = push_many(&env().registry, &repo, 60);
+    let alias = unique("faults-sign");
+    sigtrail_tests::kms_create_key("ECC_NIST_P256", &alias);
+    let key = format!("awskms:///alias/{alias}");
+    let registry = Proxy::start(&env().registry);
+    let kms = Proxy::start(
+        env()
+            .aws_endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/'),
+    );
+    let kms_url = format!("http://{}", kms.addr());
+    let refs = |tags: &[String]| -> String {
+        tags.iter()
+            .map(|tag| format!("{}/{repo}:{tag}\n", registry.addr()))
+            .collect()
+    };
+    let all: Vec<String> = images.iter().map(|(t, _)| t.clone()).collect();
+    // check-sig reads records naming the image and its digest (as digest-of writes them).
+    let records = |tags: &[String]| -> String {
+        images
+            .iter()
+            .filter(|(t, _)| tags.contains(t))
+            .map(|(tag, digest)| {
+                format!(
+                    "{}\n",
+                    serde_json::json!({
+                        "image": format!("{}/{repo}:{tag}", registry.addr()),
+                        "digest": digest,
+                    })
+                )
+            })
+            .collect()
+    };
+
+    // Sign through faults.
+    registry.set(registry_faults);
+    kms.set(sigtrail_tests::faults::kms_ten_percent);
+    let (out, codes) = pipeline(signing_pipeline(&key, &kms_url), refs(&all).as_bytes());
+    assert!(
+        codes.iter().all(|c| matches!(c, Some(0 | 1))),
+        "stage exit codes {codes:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let errors = account("signing pipeline through faults", &out, &images);
+    let failed = failed_tags(&out);
+    assert_eq!(failed.len(), errors);
+    let (reg_faults, kms_faults) = (registry.injected(), kms.injected());
+    assert!(
+        reg_faults >= 20 && kms_faults >= 5,
+        "faults injected: registry {reg_faults}, kms {kms_faults}"
+    );
+    eprintln!(
+        "signing: {} records, {errors} errors; {reg_faults} registry faults in {} requests, \
+         {kms_faults} KMS faults in {} requests",
+        images.len(),
+        registry.seen().len(),
+        kms.seen().len()
+    );
+
+    // The failed ones again, faults off.
+    registry.set(|_| Fault::Pass);
+    kms.set(|_| Fault::Pass);
+    if !failed.is_empty() {
+        let want: Vec<(String, String)> = images
+            .iter()
+            .filter(|(t, _)| failed.contains(t))
+            .cloned()
+            .collect();
+        let (out, _) = pipeline(signing_pipeline(&key, &kms_url), refs(&failed).as_bytes());
+        assert_eq!(
+            account("signing re-run", &out, &want),
+            0,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // Every image verifies, with one signature.
+    let check = || {
+        let mut cmd = tool("check-sig");
+        cmd.args(["--key", &key]).env("AWS_ENDPOINT_URL", &kms_url);
+        cmd
+    };
+    let out = run(&mut check(), records(&all).as_bytes());
+    assert_eq!(
+        account("check-sig after signing", &out, &images),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for rec in output_records("check-sig", &out.stdout) {
+        let sigs = rec["verification"]["signatures"].as_array().map(Vec::len);
+        assert_eq!(sigs, Some(1), "one signature each: {rec:?}");
+    }
+
+    // check-sig through faults.
+    let before = (registry.injected(), kms.injected());
+    registry.set(registry_faults);
+    kms.set(sigtrail_tests::faults::kms_ten_percent);
+    let out = run(&mut check(), records(&all).as_bytes());
+    let errors = account("check-sig through faults", &out, &images);
+    let failed = failed_tags(&out);
+    assert_eq!(failed.len(), errors);
+    assert!(
+        registry.injected() - before.0 >= 10,
+        "only {} registry faults in the check-sig batch",
+        registry.injected() - before.0
+    );
+    eprintln!(
+        "check-sig: {} records, {errors} not verified; {} registry faults",
+        images.len(),
+        registry.injected() - before.0
+    );
+    registry.set(|_| Fault::Pass);
+    kms.set(|_| Fault::Pass);
+    if !failed.is_empty() {
+        let want: Vec<(String, String)> = images
+            .iter()
+            .filter(|(t, _)| failed.contains(t))
+            .cloned()
+            .collect();
+        let out = run(&mut check(), records(&failed).as_bytes());
+        assert_eq!(account("check-sig re-run", &out, &want), 0);
+    }
+}
+
+/// Eight attach-sig processes at once, each on its own ten images of one repository, five
+/// rounds (a new signature per image each round): after each round every image's signature
+/// manifest is valid and holds exactly the signatures of the rounds so far.
+#[test]
+fn concurrent_attach_sig_on_different_images_of_one_repository_loses_nothing() {
+    use base64::Engine;
+    let reg = &env().registry;
+    let repo = unique("faults/att-many");
+    let images = push_many(reg, &repo, 80);
+    let refs: String = images
+        .iter()
+        .map(|(tag, _)| format!("{reg}/{repo}:{tag}\n"))
+        .collect();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    // Per image: the payload digests and signatures attached so far.
+    let mut expected: Vec<Vec<(String, String)>> = vec![Vec::new(); images.len()];
+    for round in 0..5 {
+        let mut payload_for = tool("payload-for");
+        payload_for.args(["-a", &format!("round={round}")]);
+        let (out, _) = pipeline(vec![tool("digest-of"), payload_for], refs.as_bytes());
+        let mut records = output_records("payloads", &out.stdout);
+        assert_eq!(records.len(), images.len());
+        for (i, rec) in records.iter_mut().enumerate() {
+            let signature = b64(format!("signature {round} of image {i}").as_bytes());
+            let payload = base64::engine::general_purpose::STANDARD
+                .decode(rec["payload"].as_str().expect("payload"))
+                .expect("base64 payload");
+            let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&payload)));
+            expected[i].push((digest, signature.clone()));
+            rec.insert("signature".into(), signature.into());
+        }
+        let children: Vec<_> = records
+            .chunks(10)
+            .map(|chunk| {
+                let input: String = chunk
+                    .iter()
+                    .map(|r| format!("{}\n", serde_json::Value::Object(r.clone())))
+                    .collect();
+                let mut cmd = tool("attach-sig");
+                cmd.env_remove("COSIGN_REPOSITORY");
+                std::thread::spawn(move || run(&mut cmd, input.as_bytes()))
+            })
+            .collect();
+        for child in children {
+            let out = child.join().expect("attach-sig thread");
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(output_records("attach-sig", &out.stdout).len(), 10);
+        }
+        for (i, (_, digest)) in images.iter().enumerate() {
+            let tag = format!("sha256-{}.sig", &digest[7..]);
+            let (status, body) =
+                sigtrail_tests::faults::http_get(reg, &format!("/v2/{repo}/manifests/{tag}"));
+            assert_eq!(
+                status, 200,
+                "round {round}: image {i} has no signature manifest"
+            );
+            let m: serde_json::Value = serde_json::from_slice(&body)
+                .unwrap_or_else(|e| panic!("round {round}: image {i}: corrupt manifest: {e}"));
+            assert_eq!(m["schemaVersion"], 2, "round {round}: image {i}: {m}");
+            let mut got: Vec<(String, String)> = m["layers"]
+                .as_array()
+                .unwrap_or_else(|| panic!("round {round}: image {i}: no layers: {m}"))
+                .iter()
+                .map(|l| {
+                    (
+                        l["digest"].as_str().unwrap_or_default().to_string(),
+                        l["annotations"]["dev.cosignproject.cosign/signature"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    )
+                })
+                .collect();
+            got.sort();
+            let mut want = expected[i].clone();
+            want.sort();
+            assert_eq!(got, want, "round {round}: image {i}: signatures");
+            let config = m["config"]["digest"].as_str().unwrap_or_default();
+            let (status, _) =
+                sigtrail_tests::faults::http_get(reg, &format!("/v2/{repo}/blobs/{config}"));
+            assert_eq!(
+                status, 200,
+                "round {round}: image {i}: config blob {config}"
+            );
+        }
+    }
+}
+
+/// Four kms-sign processes at once (8 jobs each) through a KMS endpoint that throttles one call
+/// in four: all 100 records are signed, and every signature verifies.
+#[test]
+fn concurrent_kms_sign_through_throttling_signs_everything() {
+    let alias = unique("faults-kms-many");
+    sigtrail_tests::kms_create_key("ECC_NIST_P256", &alias);
+    let key = format!("awskms:///alias/{alias}");
+    let kms = Proxy::start(
+        env()
+            .aws_endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/'),
+    );
+    kms.set(|req| {
+        if req.n % 4 == 1 {
+            Fault::kms_throttling()
+        } else {
+            Fault::Pass
+        }
+    });
+    let kms_url = format!("http://{}", kms.addr());
+    let digest = |i: usize| format!("sha256:{:064x}", i + 1);
+    let children: Vec<_> = (0..4)
+        .map(|p| {
+            let input: String = (0..25)
+                .map(|i| {
+                    format!(
+                        "{{\"registry\":\"r.example\",\"repository\":\"app{p}\",\"digest\":\"{}\"}}\n",
+                        digest(p * 25 + i)
+                    )
+                })
+                .collect();
+            let key = key.clone();
+            let kms_url = kms_url.clone();
+            std::thread::spawn(move || {
+                let mut sign = tool("kms-sign");
+                sign.args(["--key", &key, "--jobs", "8"])
+                    .env("AWS_ENDPOINT_URL", &kms_url);
+                pipeline(vec![tool("payload-for"), sign], input.as_bytes()).0
+            })
+        })
+        .collect();
+    let mut signed = Vec::new();
+    for (p, child) in children.into_iter().enumerate() {
+        let out = child.join().expect("kms-sign thread");
+        assert!(
+            out.status.success(),
+            "process {p}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let records = output_records("kms-sign", &out.stdout);
+        assert_eq!(records.len(), 25, "process {p}");
+        for (i, rec) in records.iter().enumerate() {
+            assert_eq!(rec["digest"].as_str(), Some(digest(p * 25 + i).as_str()));
+        }
+        signed.extend(out.stdout);
+    }
+    assert!(
+        kms.injected() >= 25,
+        "only {} throttled calls",
+        kms.injected()
+    );
+    let out = run(
+        tool("check-sig").args(["--offline", "--key", &key]),
+        &signed,
+    );
+    let records = output_records("check-sig", &out.stdout);
+    assert_eq!(records.len(), 100);
+    assert!(
+        records.iter().all(|r| kind_of(r) == "ok"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -311,6 +311,133 @@ mod hostile_registry {
         }
     }
 
+    /// The peak RSS bound for one tool run on a hostile manifest.
+    const MAX_RSS_KIB: u64 = 300 << 10;
+
+    /// An attach-sig record for `image` (`HOST/REPO:TAG`): digest-of | payload-for, plus a
+    /// signature (attach-sig does not verify it).
+    fn attach_record(image: &str) -> String {
+        let (out, _) = sigtrail_tests::faults::pipeline(
+            vec![
+                sigtrail_tests::tool("digest-of"),
+                sigtrail_tests::tool("payload-for"),
+            ],
+            format!("{image}\n").as_bytes(),
+        );
+        let mut rec = sigtrail_tests::hostile::output_records("payload", &out.stdout)
+            .pop()
+            .expect("a record");
+        rec.insert("signature".into(), "c2lnbmF0dXJl".into());
+        format!("{}\n", serde_json::Value::Object(rec))
+    }
+
+    /// Runs `cmd` on `input` under /usr/bin/time: one record out, not ok, with `want` in it,
+    /// within [`MAX_RSS_KIB`]; returns the peak RSS in KiB.
+    fn refused_within_memory(
+        case: &str,
+        cmd: &std::process::Command,
+        input: &str,
+        want: &[&str],
+    ) -> u64 {
+        let (kib, out) = sigtrail_tests::hostile::peak_rss_kib(cmd, input.as_bytes());
+        sigtrail_tests::hostile::assert_no_panic(case, &out);
+        let records = sigtrail_tests::hostile::output_records(case, &out.stdout);
+        assert_eq!(records.len(), 1, "{case}");
+        assert_ne!(
+            sigtrail_tests::hostile::kind_of(&records[0]),
+            "ok",
+            "{case}: {:?}",
+            records[0]
+        );
+        let text = serde_json::Value::Object(records[0].clone()).to_string();
+        assert!(
+            want.iter().any(|w| text.contains(w)),
+            "{case}: none of {want:?} in {text}"
+        );
+        assert!(text.len() < 8192, "{case}: a {}-byte record", text.len());
+        eprintln!("{case}: peak RSS {} MiB", kib >> 10);
+        assert!(
+            kib < MAX_RSS_KIB,
+            "{case}: peak RSS {} MiB, over the {} MiB bound",
+            kib >> 10,
+            MAX_RSS_KIB >> 10
+        );
+        kib
+    }
+
+    /// A signature manifest with 10,000 layers (each a valid signature): check-sig and
+    /// attach-sig refuse it with a clear error, within bounded memory.
+    #[test]
+    fn a_signature_manifest_of_10000_layers_is_refused() {
+        let reg = &env().registry;
+        let repo = sigtrail_tests::unique("hostile/layers");
+        let images = push_many(reg, &repo, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let public = dir.path().join("key.pub");
+        sigtrail_tests::faults::sign_many(reg, &repo, &images, &public, 10_000);
+        let image = format!("{reg}/{repo}:{}", images[0].0);
+        let mut check = sigtrail_tests::tool("check-sig");
+        check.args(["--key", public.to_str().unwrap()]);
+        refused_within_memory(
+            "check-sig on 10,000 signature layers",
+            &check,
+            &format!("{image}\n"),
+            &["10000 layers"],
+        );
+        let mut attach = sigtrail_tests::tool("attach-sig");
+        attach.env_remove("COSIGN_REPOSITORY");
+        refused_within_memory(
+            "attach-sig onto 10,000 signature layers",
+            &attach,
+            &attach_record(&image),
+            &["10000 layers"],
+        );
+    }
+
+    /// A registry answering 100 MB for the signature manifest (by Content-Length, and chunked):
+    /// check-sig and attach-sig refuse it as too large, within bounded memory.
+    #[test]
+    fn a_100_mb_signature_manifest_is_refused() {
+        let reg = &env().registry;
+        let repo = sigtrail_tests::unique("hostile/huge-sig");
+        let images = push_many(reg, &repo, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let public = dir.path().join("key.pub");
+        sigtrail_tests::faults::sign_many(reg, &repo, &images, &public, 1);
+        let mut body = br#"{"schemaVersion":2,"layers":[],"annotations":{"pad":""#.to_vec();
+        body.resize(100 << 20, b'a');
+        body.extend_from_slice(br#""}}"#);
+        for chunked in [false, true] {
+            let proxy = Proxy::start(reg);
+            let answer = manifest_answer(body.clone(), chunked);
+            proxy.set(move |req| {
+                if req.target.contains("/manifests/sha256-") {
+                    answer.clone()
+                } else {
+                    Fault::Pass
+                }
+            });
+            let image = format!("{}/{repo}:{}", proxy.addr(), images[0].0);
+            let mut check = sigtrail_tests::tool("check-sig");
+            check.args(["--key", public.to_str().unwrap()]);
+            refused_within_memory(
+                &format!("check-sig on a 100 MB signature manifest (chunked: {chunked})"),
+                &check,
+                &format!("{image}\n"),
+                &["too_large", "larger than"],
+            );
+            let record = attach_record(&image);
+            let mut attach = sigtrail_tests::tool("attach-sig");
+            attach.env_remove("COSIGN_REPOSITORY");
+            refused_within_memory(
+                &format!("attach-sig onto a 100 MB signature manifest (chunked: {chunked})"),
+                &attach,
+                &record,
+                &["too_large", "larger than"],
+            );
+        }
+    }
+
     /// Asked for one digest, the registry answers another manifest (a real one, of the same
     /// repository): `digest_mismatch`, never the other image's digest.
     #[test]
@@ -668,29 +795,6 @@ fn trail_for_reads_only_records_files_and_names_the_others() {
     );
 }
 
-/// Peak resident memory (KiB) of `cmd` run on `input`, from `/usr/bin/time -v`, with its output.
-fn peak_rss_kib(cmd: &std::process::Command, input: &[u8]) -> (u64, std::process::Output) {
-    let mut timed = std::process::Command::new("/usr/bin/time");
-    timed.arg("-v").arg(cmd.get_program()).args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => timed.env(k, v),
-            None => timed.env_remove(k),
-        };
-    }
-    let out = sigtrail_tests::run(&mut timed, input);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let kib = stderr
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("Maximum resident set size (kbytes): ")
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no peak RSS from /usr/bin/time -v: {stderr}"));
-    (kib, out)
-}
-
 /// Gzip members of `parts` concatenated (what CloudTrail's readers accept); a part repeated
 /// `n` times is compressed once, so a test can write gigabytes of JSON in a few KB.
 fn gzip_members(parts: &[(&[u8], usize)]) -> Vec<u8> {
@@ -742,7 +846,7 @@ fn trail_for_streams_log_files_and_caps_their_size() {
     std::fs::write(dir.path().join("fine.json.gz"), fine).unwrap();
     let mut cmd = sigtrail_tests::tool("trail-for");
     cmd.args(["--cloudtrail", dir.path().to_str().unwrap()]);
-    let (kib, out) = peak_rss_kib(&cmd, resolved(DIGEST).as_bytes());
+    let (kib, out) = sigtrail_tests::hostile::peak_rss_kib(&cmd, resolved(DIGEST).as_bytes());
     let case = "trail-for on a gzip bomb and a 20 MB record";
     let records = sigtrail_tests::hostile::output_records(case, &out.stdout);
     assert_eq!(records.len(), 1, "{case}");
