@@ -232,6 +232,25 @@ mod tests {
 
     const D: &str = "sha256:634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00";
 
+    /// Found by `cargo xtask fuzz payload`: numbers in `optional` read back differently once
+    /// written (serde_json's fast float parser is off by one ulp on some inputs; the
+    /// `float_roundtrip` feature makes it exact, as Go's is).
+    #[test]
+    fn numbers_in_optional_survive_a_write_and_read() {
+        for n in [
+            "1657296609333333333333333",
+            "99657296609333333333",
+            "1.7572966093333333",
+            "7.777777777777777e83",
+        ] {
+            let text = format!(
+                r#"{{"critical":{{"identity":{{"docker-reference":"r.example/app"}},"image":{{"docker-manifest-digest":"{D}"}},"type":"cosign container image signature"}},"optional":{{"n":{n}}}}}"#
+            );
+            let p = Payload::parse(text.as_bytes()).unwrap();
+            assert_eq!(Payload::parse(&p.to_bytes()).unwrap(), p, "{n}");
+        }
+    }
+
     fn bytes(reference: &str, annotations: &[(&str, &str)]) -> String {
         let a = annotations
             .iter()
