@@ -57,7 +57,6 @@ pub fn fuzz(root: &Path, opts: &Options) -> Result<bool> {
         opts.targets.clone()
     };
     let common = |cmd: &mut Command| {
-        strip_cargo_run_env(cmd);
         cmd.current_dir(root)
             .env("RUSTC_BOOTSTRAP", "1")
             .arg("--fuzz-dir")
@@ -144,28 +143,6 @@ pub fn fuzz(root: &Path, opts: &Options) -> Result<bool> {
         }
     }
     Ok(failed.is_empty())
-}
-
-/// Removes the variables `cargo run` set for xtask itself. Build scripts watch some of them
-/// (ring reruns when `CARGO_MANIFEST_DIR` changes), so leaving them in would make a fuzz build
-/// started here and one started by hand rebuild each other's whole dependency tree.
-fn strip_cargo_run_env(cmd: &mut Command) {
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("CARGO_PKG_")
-            || matches!(
-                &*name,
-                "CARGO_MANIFEST_DIR"
-                    | "CARGO_MANIFEST_PATH"
-                    | "CARGO_BIN_NAME"
-                    | "CARGO_CRATE_NAME"
-                    | "CARGO_PRIMARY_PACKAGE"
-                    | "CARGO_RUSTC_CURRENT_DIR"
-            )
-        {
-            cmd.env_remove(&*name);
-        }
-    }
 }
 
 /// Installs cargo-fuzz unless `cargo fuzz` already runs.

@@ -133,10 +133,7 @@ fn run(task: Task) -> Result<ExitCode> {
         }
         Task::Bench => {
             return with_env(&root, "bench-env", |vars| {
-                // As a shell's `cargo build --release --workspace --bins` builds it, so that
-                // build is reused rather than redone (see `as_from_a_shell`).
                 let mut build = cargo(&root, &["build", "--release", "--workspace", "--bins"]);
-                as_from_a_shell(&mut build);
                 if !status_of(&mut build, vars)? {
                     return Ok(false);
                 }
@@ -199,9 +196,12 @@ fn with_env(
     }
 }
 
+/// A cargo command run from the repository root, as a shell would run it (see
+/// `as_from_a_shell`), so builds started by xtask and by hand reuse each other.
 fn cargo<S: AsRef<std::ffi::OsStr>>(root: &Path, args: &[S]) -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.args(args).current_dir(root);
+    as_from_a_shell(&mut cmd);
     cmd
 }
 
@@ -218,6 +218,7 @@ fn as_from_a_shell(cmd: &mut Command) {
                 "CARGO_CRATE_NAME",
                 "CARGO_BIN_NAME",
                 "CARGO_PRIMARY_PACKAGE",
+                "CARGO_RUSTC_CURRENT_DIR",
                 "OUT_DIR",
             ]
             .contains(&name.as_ref())
