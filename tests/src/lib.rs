@@ -311,3 +311,4 @@ pub mod check_sig;
 pub mod faults;
 pub mod hostile;
 pub mod interop;
+pub mod own_registry;

@@ -5,11 +5,11 @@
 //! output and exit codes; a registry that dies in the middle of a batch.
 
 use std::path::Path;
-use std::process::Command;
 
 use base64::Engine;
 use serde_json::{json, Value};
 use sigtrail_tests::check_sig::{check_sig, oci, skopeo_sign, srs_sign, verdict, Keys};
+use sigtrail_tests::own_registry::OwnRegistry;
 use sigtrail_tests::{env, push_image, run, tool, unique};
 
 fn b64(bytes: &[u8]) -> String {
@@ -416,16 +416,16 @@ fn a_registry_that_dies_mid_batch_leaves_every_record_accounted_for() {
     let keys = Keys::new();
     let pubkey = keys.cosign("k");
     let pass = keys.path("pass");
-    let private = PrivateRegistry::start();
+    let private = OwnRegistry::start();
     let n = 12;
     let mut records = Vec::new();
     for i in 0..n {
         let repo = unique("cs-dies");
-        let reference = format!("{}/{repo}:v1", private.host);
+        let reference = format!("{}/{repo}:v1", private.addr);
         let digest = push_image(&reference, &format!("image {i}"));
         skopeo_sign(&reference, &keys.path("k.key"), &pass);
-        records.push(json!({"ref": format!("{}/{repo}@{digest}", private.host),
-            "registry": private.host, "repository": repo, "digest": digest}));
+        records.push(json!({"ref": format!("{}/{repo}@{digest}", private.addr),
+            "registry": private.addr, "repository": repo, "digest": digest}));
     }
     // One record at a time; the registry stops half-way through the input.
     let mut child = tool("check-sig")
@@ -450,7 +450,7 @@ fn a_registry_that_dies_mid_batch_leaves_every_record_accounted_for() {
     stdin.write_all(half.as_bytes()).unwrap();
     std::thread::sleep(std::time::Duration::from_secs(3));
     let mut private = private;
-    private.stop();
+    private.kill();
     let rest: String = records[n / 2..].iter().map(|r| format!("{r}\n")).collect();
     stdin.write_all(rest.as_bytes()).unwrap();
     drop(stdin);
@@ -492,68 +492,6 @@ fn a_registry_that_dies_mid_batch_leaves_every_record_accounted_for() {
     let (again, proc) = check_sig(&["--key", &key_arg(&pubkey)], &retry);
     assert_eq!(proc.status.code(), Some(0), "{again:?}");
     assert_eq!(again.len(), n / 2);
-}
-
-/// A `docker-registry` on a free loopback port with its own storage, for tests that stop it.
-struct PrivateRegistry {
-    host: String,
-    dir: tempfile::TempDir,
-    child: Option<std::process::Child>,
-}
-
-impl PrivateRegistry {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let host = format!("127.0.0.1:{port}");
-        let config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
-            dir.path().join("storage").display()
-        );
-        std::fs::write(dir.path().join("config.yml"), config).unwrap();
-        let mut r = Self {
-            host,
-            dir,
-            child: None,
-        };
-        r.restart();
-        r
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(self.dir.path().join("config.yml"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("docker-registry (apt package docker-registry) runs");
-        self.child = Some(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(&self.host).is_ok() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("the private registry on {} did not start", self.host);
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRegistry {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// The same cases through an `awskms://` key against the AWS emulator: signatures made by

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sigtrail_tests::fake_http::{FakeHttp, Response};
+use sigtrail_tests::own_registry::OwnRegistry;
 use sigtrail_tests::{env, push_image, push_image_with, run, run_ok, script, tool, unique, Push};
 
 const ECR_HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
@@ -438,38 +439,8 @@ fn a_registry_that_is_down_gives_an_error_record() {
 /// the batch still resolves.
 #[test]
 fn a_batch_survives_a_registry_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = dir.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let start = || {
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry (installed by cargo xtask install)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "registry did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        child
-    };
-    let mut registry = start();
-    let host = format!("127.0.0.1:{port}");
+    let mut registry = OwnRegistry::start();
+    let host = registry.addr.clone();
     let digest = push_image(&format!("{host}/restart:v1"), "restart");
 
     let mut child = tool("digest-of")
@@ -485,22 +456,20 @@ fn a_batch_survives_a_registry_restart() {
     }
     stdin.flush().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    registry.kill().unwrap();
-    registry.wait().unwrap();
+    registry.kill();
     // Records arriving while the registry is down.
     for _ in 0..20 {
         writeln!(stdin, "{host}/restart:v1").unwrap();
     }
     stdin.flush().unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let mut registry = start();
+    registry.restart();
     for _ in 0..20 {
         writeln!(stdin, "{host}/restart:v1").unwrap();
     }
     drop(stdin);
     let out = child.wait_with_output().unwrap();
-    registry.kill().unwrap();
-    registry.wait().unwrap();
+    drop(registry);
     assert!(
         out.status.success(),
         "{}",

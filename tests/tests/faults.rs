@@ -6,10 +6,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use sha2::Digest as _;
-use sigtrail_tests::faults::{
-    pipeline, push_many, signing_pipeline, Fault, OwnRegistry, Proxy, Request,
-};
+use sigtrail_tests::faults::{pipeline, push_many, signing_pipeline, Fault, Proxy, Request};
 use sigtrail_tests::hostile::{assert_no_panic, kind_of, output_records};
+use sigtrail_tests::own_registry::OwnRegistry;
 use sigtrail_tests::{env, run, tool, unique};
 
 /// One request in ten fails, cycling through every kind of fault a client should retry.
