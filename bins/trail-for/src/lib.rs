@@ -7,7 +7,9 @@
 //! `reasons`, `signatures[]` (`signed_at`, `compromise`: `before` / `after` / `unknown`,
 //! `principal`, `subject`, `evidence` with the CloudTrail event ids and request ids, `verdict`),
 //! `image_pushed_at`, `commit`, `ci`, the time-ordered `events`, what was `searched`, and
-//! `warnings` (log files that could not be read).
+//! `warnings` (log files that could not be read). While any part of the trail could not be read
+//! (a gap: a file, a directory, a source, a record), no image is `trusted`: at best
+//! `unexplained`, with the gap as its first reason.
 //!
 //! With `--key-usage` it reads no input: it emits one record per KMS `Sign` event of the keys
 //! (`kms`: key, request id, time, event id, principal) with the signature push it explains
@@ -50,6 +52,8 @@ SOURCES (--cloudtrail, repeatable):
                        only the days between --since and --until are listed
   DIR or FILE          the same files on disk, or any *.json / *.json.gz under DIR
   lookup[:REGION]      the LookupEvents API (last 90 days)
+A log file, directory or source that cannot be read is a gap: it is named on stderr and in
+trail.warnings, and while there is one no image is trusted (at best unexplained).
 
 ANNOTATIONS read from the payload: commit github.sha, github_sha, git_sha, git.sha, git_commit,
 commit; CI run github.run_id, github.run_attempt, github.workflow_ref, github.repository,

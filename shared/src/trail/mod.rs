@@ -88,6 +88,8 @@ struct State {
     index: Index,
     policy: Policy,
     warnings: Vec<String>,
+    /// Parts of the trail that could not be read (see [`source::Loaded::warnings`]).
+    gaps: Vec<String>,
     searched: Value,
 }
 
@@ -149,6 +151,7 @@ impl TrailFor {
             until: range.until.map(|u| u + window),
         };
         let loaded = source::load(&self.config.sources, load_range, LOOKUP_NAMES).await;
+        let gaps = loaded.warnings.clone();
         warnings.extend(loaded.warnings);
         if loaded.failed_sources == self.config.sources.len() {
             return Err(Error::new(
@@ -185,6 +188,7 @@ impl TrailFor {
                 keys,
             },
             warnings,
+            gaps,
             searched,
         }))
     }
@@ -296,7 +300,25 @@ impl TrailFor {
                 .map(str::to_string),
             keys: record_keys,
         };
-        let joined = join::join(ix, &state.policy, &img);
+        let mut joined = join::join(ix, &state.policy, &img);
+        // A file that could not be read may hold the Sign or push that changes the answer:
+        // with a gap in the trail, the best an image gets is `unexplained`.
+        if joined.verdict == Verdict::Trusted && !state.gaps.is_empty() {
+            joined.verdict = Verdict::Unexplained;
+            let more = match state.gaps.len() {
+                1 => String::new(),
+                n => format!(" and {} more, in trail.warnings", n - 1),
+            };
+            joined.reasons.insert(
+                0,
+                format!(
+                    "the trail has a gap, so this cannot be trusted: {}{more}; every signature \
+                     is explained by what was read, but a missing event could change that; \
+                     make the trail readable and run again",
+                    state.gaps[0]
+                ),
+            );
+        }
         let mut warnings: Vec<String> = state.warnings.clone();
         let mut reasons = joined.reasons.clone();
 

@@ -6,11 +6,14 @@
 //!   range are listed (one day of slack after `until`, as files are delivered late). A prefix
 //!   without an `AWSLogs/` layout below it is read whole (every `*.json[.gz]`).
 //! - a local path: a directory (same layout, or any `*.json` / `*.json.gz` under it, day folders
-//!   outside the range skipped) or one file.
+//!   outside the range and `CloudTrail-Digest/` / `CloudTrail-Insight/` folders skipped) or one
+//!   file.
 //! - `lookup` / `lookup:REGION`: `LookupEvents`, one paginated query per event name, within the
 //!   range (the API keeps 90 days; without `--since` the query starts 90 days ago).
 //!
 //! A file that cannot be read or parsed is a warning naming it; the other files are still read.
+//! Every such warning is a gap in the trail ([`Loaded::warnings`]): events may be missing, so
+//! `trail-for` calls no image `trusted` while there is one.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -120,7 +123,8 @@ impl Range {
 pub struct Loaded {
     /// Kept events in the range, each once (by `eventID`), ordered by time.
     pub events: Vec<Event>,
-    /// Files that could not be read or parsed, and records that could not be used.
+    /// Gaps: sources, directories and files that could not be read or parsed, and records that
+    /// could not be used. Each may have held events.
     pub warnings: Vec<String>,
     /// Files (or `LookupEvents` pages) read.
     pub files: usize,
@@ -242,6 +246,11 @@ fn walk(dir: &Path, range: &Range, out: &mut Vec<PathBuf>, errors: &mut Vec<Stri
             continue;
         };
         if kind.is_dir() {
+            // Digest and Insights files are not logs of API calls (as in S3, they are not read).
+            let name = entry.file_name();
+            if name == "CloudTrail-Digest" || name == "CloudTrail-Insight" {
+                continue;
+            }
             // Skip whole day folders outside the range without descending into them.
             let s = path.to_string_lossy();
             if let Some(day) = day_of(&format!("{s}/x")) {
@@ -687,6 +696,17 @@ mod tests {
         }
         std::fs::write(day("07").join("broken.json.gz"), b"\x1f\x8b\x08garbage").unwrap();
         std::fs::write(day("07").join("notes.txt"), b"not a log").unwrap();
+        let digests = dir
+            .path()
+            .join("AWSLogs/111122223333/CloudTrail-Digest/us-west-2/2022/03/07");
+        std::fs::create_dir_all(&digests).unwrap();
+        std::fs::write(
+            digests.join(
+                "111122223333_CloudTrail-Digest_us-west-2_t_us-west-2_20220307T230000Z.json.gz",
+            ),
+            b"{\"awsAccountId\":\"111122223333\",\"logFiles\":[]}",
+        )
+        .unwrap();
         let range = Range {
             since: Some(t("2022-03-06T00:00:00Z")),
             until: Some(t("2022-03-08T00:00:00Z")),
@@ -695,7 +715,7 @@ mod tests {
         let loaded = load(&[source], range, &[]).await;
         assert_eq!(
             loaded.files, 2,
-            "the old day folder is skipped, the text file ignored"
+            "the old day folder and the digest folder are skipped, the text file ignored"
         );
         assert_eq!(loaded.events.len(), 1, "duplicates by eventID are dropped");
         assert_eq!(loaded.events[0].id.as_deref(), Some("in"));
