@@ -18,6 +18,7 @@ pub mod registry;
 pub mod resolve;
 pub mod trail;
 pub mod verify;
+pub mod wildcard;
 
 pub use error::{Error, Result};
 pub use record::Record;
