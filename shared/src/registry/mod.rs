@@ -412,9 +412,13 @@ impl Registry {
 
     // ---- manifests ----
 
-    /// `GET` the manifest of `image` (by digest when it has one, else by tag), checked: the
-    /// bytes hash to the requested digest and to `Docker-Content-Digest` when present.
-    pub async fn get_manifest(&self, image: &ImageRef) -> Result<Manifest, Error> {
+    /// A `GET` or `HEAD` of `image`'s manifest (by digest when it has one, else by tag),
+    /// accepting every manifest type the tools read.
+    fn manifest_request(
+        &self,
+        method: Method,
+        image: &ImageRef,
+    ) -> Result<(Arc<HostState>, Req), Error> {
         let host = self.host(&image.registry)?;
         let url = Self::url(
             &host,
@@ -423,11 +427,18 @@ impl Registry {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
         let req = Req {
-            method: Method::GET,
+            method,
             url,
             headers,
             body: None,
         };
+        Ok((host, req))
+    }
+
+    /// `GET` the manifest of `image` (by digest when it has one, else by tag), checked: the
+    /// bytes hash to the requested digest and to `Docker-Content-Digest` when present.
+    pub async fn get_manifest(&self, image: &ImageRef) -> Result<Manifest, Error> {
+        let (host, req) = self.manifest_request(Method::GET, image)?;
         let (headers, _, bytes) = self
             .fetch(
                 &host,
@@ -469,19 +480,7 @@ impl Registry {
     /// The digest is the registry's word (`Docker-Content-Digest`; a digest reference must
     /// match it); use [`Registry::get_manifest`] to check bytes.
     pub async fn head_manifest(&self, image: &ImageRef) -> Result<Option<Descriptor>, Error> {
-        let host = self.host(&image.registry)?;
-        let url = Self::url(
-            &host,
-            &format!("v2/{}/manifests/{}", image.repository, image.reference()),
-        )?;
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
-        let req = Req {
-            method: Method::HEAD,
-            url,
-            headers,
-            body: None,
-        };
+        let (host, req) = self.manifest_request(Method::HEAD, image)?;
         let resp = self
             .send(&host, &image.repository, Access::Pull, req)
             .await?;
