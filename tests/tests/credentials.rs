@@ -68,6 +68,18 @@ impl Leaks {
         out
     }
 
+    /// Runs `trail-for` (LookupEvents, one record in) writing a timeline, and keeps the
+    /// timeline file too.
+    fn trail_for(&mut self, mut cmd: Command, input: &[u8]) {
+        let timeline = tempfile::tempdir().unwrap();
+        let html = timeline.path().join("trail.html");
+        cmd.args(["--cloudtrail", "lookup", "--timeline"])
+            .arg(&html);
+        let out = self.run("trail-for", &mut cmd, input);
+        assert_eq!(output_records("trail-for", &out.stdout).len(), 1);
+        self.file(&html);
+    }
+
     fn file(&mut self, path: &Path) {
         let bytes = std::fs::read(path)
             .unwrap_or_else(|e| panic!("{} was not written: {e}", path.display()));
@@ -136,15 +148,7 @@ fn an_authenticated_pipeline_writes_no_credential() {
         &mut leaks.tool("payload-for", config),
         &out.stdout,
     );
-    let timeline = tempfile::tempdir().unwrap();
-    let html = timeline.path().join("trail.html");
-    let mut trail = leaks.tool("trail-for", config);
-    trail
-        .args(["--cloudtrail", "lookup", "--timeline"])
-        .arg(&html);
-    let out = leaks.run("trail-for", &mut trail, &out.stdout);
-    assert_eq!(output_records("trail-for", &out.stdout).len(), 1);
-    leaks.file(&html);
+    leaks.trail_for(leaks.tool("trail-for", config), &out.stdout);
 
     leaks.assert_clean();
 }
@@ -281,15 +285,7 @@ fn an_ecr_token_run_writes_no_credential() {
         (None, vec!["ok".to_string()])
     );
 
-    let timeline = tempfile::tempdir().unwrap();
-    let html = timeline.path().join("trail.html");
-    let mut trail = tool(&leaks, "trail-for");
-    trail
-        .args(["--cloudtrail", "lookup", "--timeline"])
-        .arg(&html);
-    let out = leaks.run("trail-for", &mut trail, &out.stdout);
-    assert_eq!(output_records("trail-for", &out.stdout).len(), 1);
-    leaks.file(&html);
+    leaks.trail_for(tool(&leaks, "trail-for"), &out.stdout);
 
     // The error path: a registry that does not take this token. The refusal names where the
     // credential came from, never the credential.

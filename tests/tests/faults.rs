@@ -53,62 +53,54 @@ fn account(case: &str, out: &std::process::Output, want: &[(String, String)]) ->
     errors
 }
 
-#[test]
-fn digest_of_batch_survives_ten_percent_faults() {
+/// `n` images pushed to the registry, resolved by `digest-of` through a proxy answering on
+/// `schedule`: every record keeps its own digest, none dropped or carrying an error, and at least
+/// `min_faults` faults were really injected.
+fn digest_of_survives(
+    case: &str,
+    n: usize,
+    min_faults: usize,
+    schedule: impl Fn(&Request) -> Fault + Send + Sync + 'static,
+) {
     let repo = unique("faults/digest-of");
-    let images = push_many(&env().registry, &repo, 120);
+    let images = push_many(&env().registry, &repo, n);
     let proxy = Proxy::start(&env().registry);
-    proxy.set(ten_percent);
+    proxy.set(schedule);
     let input: String = images
         .iter()
         .map(|(tag, _)| format!("{}/{repo}:{tag}\n", proxy.addr()))
         .collect();
     let out = run(&mut tool("digest-of"), input.as_bytes());
-    let errors = account("digest-of through faults", &out, &images);
+    let errors = account(case, &out, &images);
     assert!(
-        proxy.injected() >= 12,
-        "only {} faults injected",
+        proxy.injected() >= min_faults,
+        "{case}: only {} faults injected",
         proxy.injected()
     );
     assert_eq!(
         errors,
         0,
-        "retries should absorb one failure in ten: {}",
+        "{case}: retries should absorb the faults: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn digest_of_batch_survives_ten_percent_faults() {
+    digest_of_survives("digest-of through faults", 120, 12, ten_percent);
 }
 
 /// A body cut short (the connection closed mid-body) is retried like a `5xx`: one GET in ten
 /// truncated, every image still resolves to its own digest.
 #[test]
 fn digest_of_batch_with_truncated_bodies_loses_nothing() {
-    let repo = unique("faults/truncate");
-    let images = push_many(&env().registry, &repo, 100);
-    let proxy = Proxy::start(&env().registry);
-    proxy.set(|req| {
+    digest_of_survives("digest-of through truncation", 100, 10, |req| {
         if req.n % 10 == 3 && req.method == "GET" {
             Fault::Truncate
         } else {
             Fault::Pass
         }
     });
-    let input: String = images
-        .iter()
-        .map(|(tag, _)| format!("{}/{repo}:{tag}\n", proxy.addr()))
-        .collect();
-    let out = run(&mut tool("digest-of"), input.as_bytes());
-    let errors = account("digest-of through truncation", &out, &images);
-    assert!(
-        proxy.injected() >= 10,
-        "only {} truncations",
-        proxy.injected()
-    );
-    assert_eq!(
-        errors,
-        0,
-        "a truncated body must be retried: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A registry that truncates every body: after the retries each record carries a `registry`
