@@ -239,6 +239,22 @@ fn digest_of_refuses_hostile_references() {
     ] {
         c(&r);
     }
+    // Every crash input `cargo xtask fuzz reference` found (kept in its seed corpus).
+    let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/seeds/reference");
+    let mut crashes = 0;
+    for entry in std::fs::read_dir(seeds).expect("fuzz/seeds/reference") {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("crash-")
+        {
+            c(&std::fs::read_to_string(&path).unwrap());
+            crashes += 1;
+        }
+    }
+    assert!(crashes >= 5, "the fuzz crash inputs are in {seeds}");
     // Control characters and invalid UTF-8 as bare lines too.
     check(
         "digest-of",
