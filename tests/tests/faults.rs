@@ -495,6 +495,97 @@ fn signing_pipeline_and_check_sig_batches_survive_ten_percent_faults() {
     }
 }
 
+/// The signing pipeline with the registry killed (SIGKILL) in the middle of the batch and started
+/// again three seconds later on the same storage: every record comes out once, signed or with an
+/// error; the failed ones signed by a re-run; then every image verifies with exactly one
+/// signature (a write the registry took before it died is not made twice).
+#[test]
+fn signing_pipeline_survives_a_registry_restart() {
+    let mut own = OwnRegistry::start();
+    let repo = unique("faults/sign-restart");
+    let images = push_many(&own.addr, &repo, 40);
+    let alias = unique("faults-sign-restart");
+    sigtrail_tests::kms_create_key("ECC_NIST_P256", &alias);
+    let key = format!("awskms:///alias/{alias}");
+    // Slow every request a little so the batch is still running when the registry dies.
+    let proxy = Proxy::start(&own.addr);
+    proxy.set(|_| Fault::Stall(Duration::from_millis(40)));
+    let registry = proxy.addr();
+    let refs = |tags: &[&String]| -> String {
+        tags.iter()
+            .map(|tag| format!("{registry}/{repo}:{tag}\n"))
+            .collect()
+    };
+    let all: Vec<&String> = images.iter().map(|(t, _)| t).collect();
+    let aws = env().aws_endpoint.clone();
+    let input = refs(&all);
+    let stages = signing_pipeline(&key, &aws);
+    let batch = std::thread::spawn(move || pipeline(stages, input.as_bytes()));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !batch.is_finished(),
+        "the batch ended before the registry was killed"
+    );
+    own.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    own.restart();
+    let (out, codes) = batch.join().expect("pipeline thread");
+    assert!(
+        codes.iter().all(|c| matches!(c, Some(0 | 1))),
+        "stage exit codes {codes:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        proxy.upstream_down() > 0,
+        "no request met the registry down"
+    );
+    let errors = account("signing across a restart", &out, &images);
+    let failed = failed_tags(&out);
+    assert_eq!(failed.len(), errors);
+    eprintln!(
+        "signing across a restart: {} records, {errors} errors, {} requests met the registry down",
+        images.len(),
+        proxy.upstream_down()
+    );
+    if !failed.is_empty() {
+        let want: Vec<(String, String)> = images
+            .iter()
+            .filter(|(t, _)| failed.contains(t))
+            .cloned()
+            .collect();
+        let again: Vec<&String> = failed.iter().collect();
+        let (out, _) = pipeline(signing_pipeline(&key, &aws), refs(&again).as_bytes());
+        assert_eq!(
+            account("signing re-run after the restart", &out, &want),
+            0,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let records: String = images
+        .iter()
+        .map(|(tag, digest)| {
+            format!(
+                "{}\n",
+                serde_json::json!({"image": format!("{registry}/{repo}:{tag}"), "digest": digest})
+            )
+        })
+        .collect();
+    let mut check = tool("check-sig");
+    check.args(["--key", &key]);
+    let out = run(&mut check, records.as_bytes());
+    assert_eq!(
+        account("check-sig after the restart", &out, &images),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for rec in output_records("check-sig", &out.stdout) {
+        let sigs = rec["verification"]["signatures"].as_array().map(Vec::len);
+        assert_eq!(sigs, Some(1), "one signature each: {rec:?}");
+    }
+}
+
 /// Eight attach-sig processes at once, each on its own ten images of one repository, five
 /// rounds (a new signature per image each round): after each round every image's signature
 /// manifest is valid and holds exactly the signatures of the rounds so far.
