@@ -359,6 +359,73 @@ fn failed_tags(out: &std::process::Output) -> Vec<String> {
         .collect()
 }
 
+/// `registry/repo:tag` lines for `tags`, digest-of's input.
+fn image_lines(registry: &str, repo: &str, tags: &[String]) -> String {
+    tags.iter()
+        .map(|tag| format!("{registry}/{repo}:{tag}\n"))
+        .collect()
+}
+
+/// The signing pipeline once more over the images whose records failed (faults off now): each
+/// must come out signed.
+fn sign_again(
+    case: &str,
+    key: &str,
+    aws: &str,
+    registry: &str,
+    repo: &str,
+    images: &[(String, String)],
+    failed: &[String],
+) {
+    if failed.is_empty() {
+        return;
+    }
+    let want: Vec<(String, String)> = images
+        .iter()
+        .filter(|(t, _)| failed.contains(t))
+        .cloned()
+        .collect();
+    let input = image_lines(registry, repo, failed);
+    let (out, _) = pipeline(signing_pipeline(key, aws), input.as_bytes());
+    assert_eq!(
+        account(case, &out, &want),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `check` (a check-sig command) over records naming each image and its digest: every image
+/// verifies, with exactly one signature.
+fn verified_once(
+    case: &str,
+    mut check: std::process::Command,
+    registry: &str,
+    repo: &str,
+    images: &[(String, String)],
+) {
+    let records: String = images
+        .iter()
+        .map(|(tag, digest)| {
+            format!(
+                "{}\n",
+                serde_json::json!({"image": format!("{registry}/{repo}:{tag}"), "digest": digest})
+            )
+        })
+        .collect();
+    let out = run(&mut check, records.as_bytes());
+    assert_eq!(
+        account(case, &out, images),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for rec in output_records(case, &out.stdout) {
+        let sigs = rec["verification"]["signatures"].as_array().map(Vec::len);
+        assert_eq!(sigs, Some(1), "{case}: one signature each: {rec:?}");
+    }
+}
+
 /// 60 images through `digest-of | payload-for | kms-sign | attach-sig` with the registry and
 /// KMS both behind fault proxies (about 10% of requests fail: 429 with Retry-After, 500, 503,
 /// resets, stalls, truncated bodies): every record comes out once, in order, signed or with an
@@ -380,11 +447,6 @@ fn signing_pipeline_and_check_sig_batches_survive_ten_percent_faults() {
             .trim_end_matches('/'),
     );
     let kms_url = format!("http://{}", kms.addr());
-    let refs = |tags: &[String]| -> String {
-        tags.iter()
-            .map(|tag| format!("{}/{repo}:{tag}\n", registry.addr()))
-            .collect()
-    };
     let all: Vec<String> = images.iter().map(|(t, _)| t.clone()).collect();
     // check-sig reads records naming the image and its digest (as digest-of writes them).
     let records = |tags: &[String]| -> String {
@@ -406,7 +468,10 @@ fn signing_pipeline_and_check_sig_batches_survive_ten_percent_faults() {
     // Sign through faults.
     registry.set(registry_faults);
     kms.set(sigtrail_tests::faults::kms_ten_percent);
-    let (out, codes) = pipeline(signing_pipeline(&key, &kms_url), refs(&all).as_bytes());
+    let (out, codes) = pipeline(
+        signing_pipeline(&key, &kms_url),
+        image_lines(&registry.addr(), &repo, &all).as_bytes(),
+    );
     assert!(
         codes.iter().all(|c| matches!(c, Some(0 | 1))),
         "stage exit codes {codes:?}: {}",
@@ -431,20 +496,16 @@ fn signing_pipeline_and_check_sig_batches_survive_ten_percent_faults() {
     // The failed ones again, faults off.
     registry.set(|_| Fault::Pass);
     kms.set(|_| Fault::Pass);
-    if !failed.is_empty() {
-        let want: Vec<(String, String)> = images
-            .iter()
-            .filter(|(t, _)| failed.contains(t))
-            .cloned()
-            .collect();
-        let (out, _) = pipeline(signing_pipeline(&key, &kms_url), refs(&failed).as_bytes());
-        assert_eq!(
-            account("signing re-run", &out, &want),
-            0,
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let reg = registry.addr();
+    sign_again(
+        "signing re-run",
+        &key,
+        &kms_url,
+        &reg,
+        &repo,
+        &images,
+        &failed,
+    );
 
     // Every image verifies, with one signature.
     let check = || {
@@ -452,17 +513,7 @@ fn signing_pipeline_and_check_sig_batches_survive_ten_percent_faults() {
         cmd.args(["--key", &key]).env("AWS_ENDPOINT_URL", &kms_url);
         cmd
     };
-    let out = run(&mut check(), records(&all).as_bytes());
-    assert_eq!(
-        account("check-sig after signing", &out, &images),
-        0,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for rec in output_records("check-sig", &out.stdout) {
-        let sigs = rec["verification"]["signatures"].as_array().map(Vec::len);
-        assert_eq!(sigs, Some(1), "one signature each: {rec:?}");
-    }
+    verified_once("check-sig after signing", check(), &reg, &repo, &images);
 
     // check-sig through faults.
     let before = (registry.injected(), kms.injected());
@@ -511,14 +562,9 @@ fn signing_pipeline_survives_a_registry_restart() {
     let proxy = Proxy::start(&own.addr);
     proxy.set(|_| Fault::Stall(Duration::from_millis(40)));
     let registry = proxy.addr();
-    let refs = |tags: &[&String]| -> String {
-        tags.iter()
-            .map(|tag| format!("{registry}/{repo}:{tag}\n"))
-            .collect()
-    };
-    let all: Vec<&String> = images.iter().map(|(t, _)| t).collect();
+    let all: Vec<String> = images.iter().map(|(t, _)| t.clone()).collect();
     let aws = env().aws_endpoint.clone();
-    let input = refs(&all);
+    let input = image_lines(&registry, &repo, &all);
     let stages = signing_pipeline(&key, &aws);
     let batch = std::thread::spawn(move || pipeline(stages, input.as_bytes()));
     std::thread::sleep(Duration::from_millis(1500));
@@ -547,43 +593,24 @@ fn signing_pipeline_survives_a_registry_restart() {
         images.len(),
         proxy.upstream_down()
     );
-    if !failed.is_empty() {
-        let want: Vec<(String, String)> = images
-            .iter()
-            .filter(|(t, _)| failed.contains(t))
-            .cloned()
-            .collect();
-        let again: Vec<&String> = failed.iter().collect();
-        let (out, _) = pipeline(signing_pipeline(&key, &aws), refs(&again).as_bytes());
-        assert_eq!(
-            account("signing re-run after the restart", &out, &want),
-            0,
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let records: String = images
-        .iter()
-        .map(|(tag, digest)| {
-            format!(
-                "{}\n",
-                serde_json::json!({"image": format!("{registry}/{repo}:{tag}"), "digest": digest})
-            )
-        })
-        .collect();
+    sign_again(
+        "signing re-run after the restart",
+        &key,
+        &aws,
+        &registry,
+        &repo,
+        &images,
+        &failed,
+    );
     let mut check = tool("check-sig");
     check.args(["--key", &key]);
-    let out = run(&mut check, records.as_bytes());
-    assert_eq!(
-        account("check-sig after the restart", &out, &images),
-        0,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    verified_once(
+        "check-sig after the restart",
+        check,
+        &registry,
+        &repo,
+        &images,
     );
-    for rec in output_records("check-sig", &out.stdout) {
-        let sigs = rec["verification"]["signatures"].as_array().map(Vec::len);
-        assert_eq!(sigs, Some(1), "one signature each: {rec:?}");
-    }
 }
 
 /// Eight attach-sig processes at once, each on its own ten images of one repository, five
