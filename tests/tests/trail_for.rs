@@ -628,4 +628,28 @@ fn a_100k_record_trail_finds_the_signing_events_and_a_gap_leaves_nothing_trusted
     );
     assert!(stderr(&o).contains(name), "{}", stderr(&o));
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+
+    // --key-usage over the same trail: both Signs listed, and a last record saying the list may
+    // be incomplete (a Sign in the unreadable file would be missing); the run fails.
+    let usage = |args: &[&str]| {
+        // From before the noise's day folder, so the bad file is in the range.
+        let out = sigtrail_tests::run(
+            tool("trail-for")
+                .args(["--key-usage", "--since", "2025-11-01"])
+                .args(args),
+            b"",
+        );
+        (records(&out), out)
+    };
+    let (recs, o) = usage(&args);
+    assert_eq!(recs.len(), 3, "{recs:#?}");
+    assert!(recs[..2].iter().all(|r| r["orphan"] == false), "{recs:#?}");
+    assert_eq!(recs[2]["error"]["kind"], "trail_gap", "{recs:#?}");
+    assert!(recs[2]["error"]["message"].as_str().unwrap().contains(name));
+    assert_eq!(recs[2]["trail"]["gaps"].as_array().map(Vec::len), Some(1));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    std::fs::remove_file(&bad).unwrap();
+    let (recs, o) = usage(&args);
+    assert_eq!(recs.len(), 2, "{recs:#?}");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }

@@ -13,7 +13,8 @@
 //!
 //! With `--key-usage` it reads no input: it emits one record per KMS `Sign` event of the keys
 //! (`kms`: key, request id, time, event id, principal) with the signature push it explains
-//! (`digest`, `trail.signature_push`) or `"orphan": true`.
+//! (`digest`, `trail.signature_push`) or `"orphan": true`; when part of the trail could not be
+//! read, a last record with `trail.gaps` and the error `trail_gap` says the list may be incomplete.
 //!
 //! The evidence rules are documented in `sigtrail::trail::join`.
 //!
@@ -53,7 +54,8 @@ SOURCES (--cloudtrail, repeatable):
   DIR or FILE          the same files on disk, or any *.json / *.json.gz under DIR
   lookup[:REGION]      the LookupEvents API (last 90 days)
 A log file, directory or source that cannot be read is a gap: it is named on stderr and in
-trail.warnings, and while there is one no image is trusted (at best unexplained).
+trail.warnings, and while there is one no image is trusted (at best unexplained) and
+--key-usage ends with a trail_gap error record.
 
 ANNOTATIONS read from the payload: commit github.sha, github_sha, git_sha, git.sha, git_commit,
 commit; CI run github.run_id, github.run_attempt, github.workflow_ref, github.repository,

@@ -533,6 +533,18 @@ impl Tool for TrailFor {
     async fn process(&self, rec: &mut Record) -> Result<Done, Error> {
         if self.config.key_usage {
             // The records came from `generate`; only the verdict remains.
+            if let Some(gaps) = rec.get("trail").and_then(|t| t.get("gaps")) {
+                let n = gaps.as_array().map_or(0, Vec::len);
+                let first = gaps.get(0).and_then(Value::as_str).unwrap_or_default();
+                return Err(Error::new(
+                    "trail_gap",
+                    format!(
+                        "{n} part(s) of the trail could not be read (first: {first}); a Sign \
+                         event in them is missing above, so this key usage may be incomplete; \
+                         make the trail readable and run again"
+                    ),
+                ));
+            }
             return Ok(if rec.get("orphan") == Some(&Value::Bool(true)) {
                 Done::failed("orphan")
             } else {
@@ -554,6 +566,12 @@ impl Tool for TrailFor {
                     t.insert("warnings".into(), json!(state.warnings));
                 }
             }
+        }
+        // A gap could hide any Sign: one last record says so and fails the run.
+        if !state.gaps.is_empty() {
+            let mut gap = Record::new();
+            gap.insert("trail".into(), json!({"gaps": state.gaps}));
+            records.push(gap);
         }
         Ok(Some(records))
     }
