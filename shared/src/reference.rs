@@ -99,6 +99,9 @@ impl ImageRef {
             }
             _ => (DOCKER_HUB.to_string(), name),
         };
+        if repository.is_empty() {
+            return Err(bad(input, "the repository name is empty"));
+        }
         // Checked as stored: `library/` counts towards the length, so what is printed parses.
         let repository = if registry == DOCKER_HUB && !repository.contains('/') {
             format!("library/{repository}")
@@ -335,7 +338,16 @@ fn check_repository(input: &str, repo: &str) -> Result<(), Error> {
     if repo.len() > MAX_REPOSITORY_LEN {
         return Err(bad(
             input,
-            format!("a repository name has at most {MAX_REPOSITORY_LEN} characters"),
+            format!(
+                "a repository name has at most {MAX_REPOSITORY_LEN} characters; {repo:.20}... has \
+                 {}{}",
+                repo.len(),
+                if repo.starts_with("library/") {
+                    " (Docker Hub's library/ counts)"
+                } else {
+                    ""
+                }
+            ),
         ));
     }
     if repo.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -489,7 +501,8 @@ mod tests {
         check(&format!("ghcr.io/{}", "a".repeat(256)), "ERR: at most 255");
         // Docker Hub short names: `library/` counts (found by `cargo xtask fuzz reference`: a
         // 250-character name parsed, but its printed form did not).
-        check(&"a".repeat(248), "ERR: at most 255");
+        check(&"a".repeat(248), "ERR: library/ counts");
+        check(":v1", "ERR: the repository name is empty");
         check(
             &"a".repeat(247),
             &format!("index.docker.io|library/{}|latest|", "a".repeat(247)),

@@ -60,6 +60,11 @@ impl OwnRegistry {
         reg
     }
 
+    /// Where it keeps its data (`docker/registry/v2/...` below).
+    pub fn storage(&self) -> std::path::PathBuf {
+        self.dir.path().join("storage")
+    }
+
     /// Kills the registry (SIGKILL: no graceful shutdown, like a crash).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

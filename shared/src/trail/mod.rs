@@ -305,6 +305,9 @@ impl TrailFor {
         // with a gap in the trail, the best an image gets is `unexplained`.
         if joined.verdict == Verdict::Trusted && !state.gaps.is_empty() {
             joined.verdict = Verdict::Unexplained;
+            for sig in &mut joined.signatures {
+                sig.verdict = Verdict::Unexplained;
+            }
             let more = match state.gaps.len() {
                 1 => String::new(),
                 n => format!(" and {} more, in trail.warnings", n - 1),
@@ -539,9 +542,9 @@ impl Tool for TrailFor {
                 return Err(Error::new(
                     "trail_gap",
                     format!(
-                        "{n} part(s) of the trail could not be read (first: {first}); a Sign \
-                         event in them is missing above, so this key usage may be incomplete; \
-                         make the trail readable and run again"
+                        "{n} part(s) of the trail could not be read (first: {first}); any Sign \
+                         event in them would be missing above, so this key usage may be \
+                         incomplete; make the trail readable and run again"
                     ),
                 ));
             }

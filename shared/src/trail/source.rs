@@ -5,9 +5,9 @@
 //!   `AWSLogs/[ORG/]ACCT/CloudTrail/REGION/YYYY/MM/DD/`; only the day folders inside the time
 //!   range are listed (one day of slack after `until`, as files are delivered late). A prefix
 //!   without an `AWSLogs/` layout below it is read whole (every `*.json[.gz]`).
-//! - a local path: a directory (same layout, or any `*.json` / `*.json.gz` under it, day folders
-//!   outside the range and `CloudTrail-Digest/` / `CloudTrail-Insight/` folders skipped) or one
-//!   file.
+//! - a local path: a directory (same layout, or any `*.json` / `*.json.gz` under it; day folders
+//!   outside the range skipped, and in an account folder only `CloudTrail/` read, as in S3;
+//!   symlinks followed) or one file.
 //! - `lookup` / `lookup:REGION`: `LookupEvents`, one paginated query per event name, within the
 //!   range (the API keeps 90 days; without `--since` the query starts 90 days ago).
 //!
@@ -230,7 +230,26 @@ fn day_of(path: &str) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(y, m, d)
 }
 
-fn walk(dir: &Path, range: &Range, out: &mut Vec<PathBuf>, errors: &mut Vec<String>) {
+/// Folders followed below the walk's root at the most (a symlink loop ends here, named).
+const MAX_WALK_DEPTH: usize = 32;
+
+/// True for an account folder of the bucket layout: `AWSLogs/ACCT` or `AWSLogs/o-ORG/ACCT`.
+fn is_account_dir(dir: &Path) -> bool {
+    let name = |p: Option<&Path>| {
+        p.and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let acct = name(Some(dir));
+    let parent = dir.parent();
+    let above = name(parent);
+    acct.len() == 12
+        && acct.bytes().all(|b| b.is_ascii_digit())
+        && (above == "AWSLogs"
+            || (above.starts_with("o-") && name(parent.and_then(Path::parent)) == "AWSLogs"))
+}
+
+fn walk(dir: &Path, range: &Range, depth: usize, out: &mut Vec<PathBuf>, errors: &mut Vec<String>) {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -238,19 +257,35 @@ fn walk(dir: &Path, range: &Range, out: &mut Vec<PathBuf>, errors: &mut Vec<Stri
             return;
         }
     };
-    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+    // In an account folder only `CloudTrail/` holds logs of API calls; its siblings
+    // (`CloudTrail-Digest/`, `CloudTrail-Insight/`, AWS Config's `Config/`, ...) are not read,
+    // as in S3.
+    let account = is_account_dir(dir);
+    let mut entries: Vec<_> = entries
+        .filter_map(|e| match e {
+            Ok(e) => Some(e),
+            Err(e) => {
+                errors.push(format!("{}: cannot read directory: {e}", dir.display()));
+                None
+            }
+        })
+        .collect();
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        if kind.is_dir() {
-            // Digest and Insights files are not logs of API calls (as in S3, they are not read).
-            let name = entry.file_name();
-            if name == "CloudTrail-Digest" || name == "CloudTrail-Insight" {
+        // Symlinks are followed: a linked folder or file counts like the real one.
+        let kind = match std::fs::metadata(&path) {
+            Ok(meta) => meta.file_type(),
+            Err(e) => {
+                errors.push(format!("{}: cannot read: {e}", path.display()));
                 continue;
             }
+        };
+        let name = entry.file_name();
+        if account && name != "CloudTrail" {
+            continue;
+        }
+        if kind.is_dir() {
             // Skip whole day folders outside the range without descending into them.
             let s = path.to_string_lossy();
             if let Some(day) = day_of(&format!("{s}/x")) {
@@ -258,8 +293,15 @@ fn walk(dir: &Path, range: &Range, out: &mut Vec<PathBuf>, errors: &mut Vec<Stri
                     continue;
                 }
             }
-            walk(&path, range, out, errors);
-        } else if is_log_file(&entry.file_name().to_string_lossy()) {
+            if depth >= MAX_WALK_DEPTH {
+                errors.push(format!(
+                    "{}: more than {MAX_WALK_DEPTH} folders deep (a symlink loop?); not read",
+                    path.display()
+                ));
+                continue;
+            }
+            walk(&path, range, depth + 1, out, errors);
+        } else if is_log_file(&name.to_string_lossy()) {
             out.push(path);
         }
     }
@@ -273,7 +315,7 @@ async fn load_local(path: PathBuf, range: Range) -> Result<Loaded, String> {
         let root = path.clone();
         tokio::task::spawn_blocking(move || {
             let (mut files, mut errors) = (Vec::new(), Vec::new());
-            walk(&root, &range, &mut files, &mut errors);
+            walk(&root, &range, 0, &mut files, &mut errors);
             (files, errors)
         })
         .await
@@ -696,17 +738,35 @@ mod tests {
         }
         std::fs::write(day("07").join("broken.json.gz"), b"\x1f\x8b\x08garbage").unwrap();
         std::fs::write(day("07").join("notes.txt"), b"not a log").unwrap();
-        let digests = dir
-            .path()
-            .join("AWSLogs/111122223333/CloudTrail-Digest/us-west-2/2022/03/07");
-        std::fs::create_dir_all(&digests).unwrap();
-        std::fs::write(
-            digests.join(
+        // Siblings of CloudTrail/ in the account folder are other services' files, not read.
+        for (folder, file, text) in [
+            (
+                "CloudTrail-Digest",
                 "111122223333_CloudTrail-Digest_us-west-2_t_us-west-2_20220307T230000Z.json.gz",
+                "{\"awsAccountId\":\"111122223333\",\"logFiles\":[]}",
             ),
-            b"{\"awsAccountId\":\"111122223333\",\"logFiles\":[]}",
+            (
+                "Config",
+                "111122223333_Config_us-west-2_ConfigHistory_20220307T230000Z.json.gz",
+                "{\"configurationItems\":[]}",
+            ),
+        ] {
+            let d = dir.path().join(format!(
+                "AWSLogs/111122223333/{folder}/us-west-2/2022/03/07"
+            ));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(file), text).unwrap();
+        }
+        // A folder reached through a symlink is read like the real one.
+        let linked = tempfile::tempdir().unwrap();
+        rec["eventID"] = "linked".into();
+        rec["eventTime"] = "2022-03-07T23:00:00Z".into();
+        std::fs::write(
+            linked.path().join("b.json"),
+            serde_json::json!({ "Records": [rec.clone()] }).to_string(),
         )
         .unwrap();
+        std::os::unix::fs::symlink(linked.path(), day("07").join("more")).unwrap();
         let range = Range {
             since: Some(t("2022-03-06T00:00:00Z")),
             until: Some(t("2022-03-08T00:00:00Z")),
@@ -714,11 +774,15 @@ mod tests {
         let source: Source = dir.path().to_str().unwrap().parse().unwrap();
         let loaded = load(&[source], range, &[]).await;
         assert_eq!(
-            loaded.files, 2,
-            "the old day folder and the digest folder are skipped, the text file ignored"
+            loaded.files, 3,
+            "the old day folder, CloudTrail-Digest/ and Config/ are skipped, the text file ignored"
         );
-        assert_eq!(loaded.events.len(), 1, "duplicates by eventID are dropped");
-        assert_eq!(loaded.events[0].id.as_deref(), Some("in"));
+        let ids: Vec<_> = loaded.events.iter().map(|e| e.id.as_deref()).collect();
+        assert_eq!(
+            ids,
+            [Some("in"), Some("linked")],
+            "duplicates by eventID are dropped"
+        );
         assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
         assert!(
             loaded.warnings[0].contains("broken.json.gz"),
