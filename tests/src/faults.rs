@@ -167,6 +167,21 @@ impl Proxy {
         Proxy { addr, shared }
     }
 
+    /// A proxy in front of the environment's AWS emulator (`AWS_ENDPOINT_URL`).
+    pub fn in_front_of_aws() -> Proxy {
+        Proxy::start(
+            crate::env()
+                .aws_endpoint
+                .trim_start_matches("http://")
+                .trim_end_matches('/'),
+        )
+    }
+
+    /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// `127.0.0.1:PORT`, to use as a registry host or in `http://` for an AWS endpoint.
     pub fn addr(&self) -> String {
         self.addr.to_string()

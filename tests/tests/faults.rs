@@ -190,16 +190,29 @@ fn digest_of_batch_survives_a_registry_restart() {
     );
 }
 
+/// One digest-of-style record (its image need not exist: trail-for only reads CloudTrail).
+const ONE_IMAGE: &str = "{\"image\":\"r.example/app:v1\",\"registry\":\"r.example\",\"repository\":\"app\",\"digest\":\"sha256:634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00\"}\n";
+
+fn is_lookup_events(req: &Request) -> bool {
+    req.header("x-amz-target")
+        .is_some_and(|t| t.ends_with(".LookupEvents"))
+}
+
+/// `trail-for --cloudtrail lookup` on `input` with AWS calls through `proxy`.
+fn trail_for_lookup(proxy: &Proxy, input: &str) -> std::process::Output {
+    run(
+        tool("trail-for")
+            .args(["--cloudtrail", "lookup"])
+            .env("AWS_ENDPOINT_URL", proxy.url()),
+        input.as_bytes(),
+    )
+}
+
 /// trail-for's CloudTrail LookupEvents calls through a burst of KMS-style throttling and server
 /// errors from the AWS endpoint: absorbed by the SDK's backoff, every record gets its trail.
 #[test]
 fn trail_for_lookup_absorbs_throttling_bursts() {
-    let proxy = Proxy::start(
-        env()
-            .aws_endpoint
-            .trim_start_matches("http://")
-            .trim_end_matches('/'),
-    );
+    let proxy = Proxy::in_front_of_aws();
     // Bursts of two (the SDK's default is three attempts): throttled then 503 at the start,
     // then every fifth request throttled.
     proxy.set(|req| match req.n {
@@ -217,12 +230,7 @@ fn trail_for_lookup_absorbs_throttling_bursts() {
             )
         })
         .collect();
-    let out = run(
-        tool("trail-for")
-            .args(["--cloudtrail", "lookup"])
-            .env("AWS_ENDPOINT_URL", format!("http://{}", proxy.addr())),
-        input.as_bytes(),
-    );
+    let out = trail_for_lookup(&proxy, &input);
     let errors = account("trail-for through throttling", &out, &images);
     assert_eq!(errors, 0, "{}", String::from_utf8_lossy(&out.stderr));
     assert!(proxy.injected() >= 2, "{:?}", proxy.seen());
@@ -239,30 +247,17 @@ fn trail_for_lookup_absorbs_throttling_bursts() {
 /// LookupEvents calls are throttled; the trail is still read.
 #[test]
 fn trail_for_lookup_rides_out_a_long_throttling_burst() {
-    let proxy = Proxy::start(
-        env()
-            .aws_endpoint
-            .trim_start_matches("http://")
-            .trim_end_matches('/'),
-    );
+    let proxy = Proxy::in_front_of_aws();
     let throttled = std::sync::atomic::AtomicUsize::new(0);
     proxy.set(move |req| {
-        let lookup = req
-            .header("x-amz-target")
-            .is_some_and(|t| t.ends_with(".LookupEvents"));
-        if lookup && throttled.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 5 {
+        if is_lookup_events(req) && throttled.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 5
+        {
             Fault::kms_throttling()
         } else {
             Fault::Pass
         }
     });
-    let input = "{\"image\":\"r.example/app:v1\",\"registry\":\"r.example\",\"repository\":\"app\",\"digest\":\"sha256:634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00\"}\n";
-    let out = run(
-        tool("trail-for")
-            .args(["--cloudtrail", "lookup"])
-            .env("AWS_ENDPOINT_URL", format!("http://{}", proxy.addr())),
-        input.as_bytes(),
-    );
+    let out = trail_for_lookup(&proxy, ONE_IMAGE);
     let case = "trail-for LookupEvents through 5 throttled calls";
     assert_no_panic(case, &out);
     let records = output_records(case, &out.stdout);
@@ -285,17 +280,9 @@ fn trail_for_lookup_rides_out_a_long_throttling_burst() {
 /// to do, not the SDK's multi-line debug dump.
 #[test]
 fn trail_for_lookup_failure_is_one_clear_line() {
-    let proxy = Proxy::start(
-        env()
-            .aws_endpoint
-            .trim_start_matches("http://")
-            .trim_end_matches('/'),
-    );
+    let proxy = Proxy::in_front_of_aws();
     proxy.set(|req| {
-        if req
-            .header("x-amz-target")
-            .is_some_and(|t| t.ends_with(".LookupEvents"))
-        {
+        if is_lookup_events(req) {
             Fault::Answer {
                 status: 400,
                 headers: vec![
@@ -310,13 +297,7 @@ fn trail_for_lookup_failure_is_one_clear_line() {
             Fault::Pass
         }
     });
-    let input = "{\"image\":\"r.example/app:v1\",\"registry\":\"r.example\",\"repository\":\"app\",\"digest\":\"sha256:634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00\"}\n";
-    let out = run(
-        tool("trail-for")
-            .args(["--cloudtrail", "lookup"])
-            .env("AWS_ENDPOINT_URL", format!("http://{}", proxy.addr())),
-        input.as_bytes(),
-    );
+    let out = trail_for_lookup(&proxy, ONE_IMAGE);
     let case = "trail-for LookupEvents refused";
     assert_no_panic(case, &out);
     let records = output_records(case, &out.stdout);
@@ -450,13 +431,8 @@ fn signing_pipeline_and_check_sig_batches_survive_ten_percent_faults() {
     sigtrail_tests::kms_create_key("ECC_NIST_P256", &alias);
     let key = format!("awskms:///alias/{alias}");
     let registry = Proxy::start(&env().registry);
-    let kms = Proxy::start(
-        env()
-            .aws_endpoint
-            .trim_start_matches("http://")
-            .trim_end_matches('/'),
-    );
-    let kms_url = format!("http://{}", kms.addr());
+    let kms = Proxy::in_front_of_aws();
+    let kms_url = kms.url();
     let all: Vec<String> = images.iter().map(|(t, _)| t.clone()).collect();
     // check-sig reads records naming the image and its digest (as digest-of writes them).
     let records = |tags: &[String]| -> String {
@@ -774,12 +750,7 @@ fn concurrent_kms_sign_through_throttling_signs_everything() {
     let alias = unique("faults-kms-many");
     sigtrail_tests::kms_create_key("ECC_NIST_P256", &alias);
     let key = format!("awskms:///alias/{alias}");
-    let kms = Proxy::start(
-        env()
-            .aws_endpoint
-            .trim_start_matches("http://")
-            .trim_end_matches('/'),
-    );
+    let kms = Proxy::in_front_of_aws();
     kms.set(|req| {
         if req.n % 4 == 1 {
             Fault::kms_throttling()
@@ -787,7 +758,7 @@ fn concurrent_kms_sign_through_throttling_signs_everything() {
             Fault::Pass
         }
     });
-    let kms_url = format!("http://{}", kms.addr());
+    let kms_url = kms.url();
     let digest = |i: usize| format!("sha256:{:064x}", i + 1);
     let children: Vec<_> = (0..4)
         .map(|p| {
