@@ -94,6 +94,11 @@ impl Request {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// The AWS operation of a JSON-protocol call (`TrentService.Sign` → `Sign`).
+    pub fn operation(&self) -> Option<&str> {
+        self.header("x-amz-target")?.rsplit('.').next()
+    }
 }
 
 /// One request the proxy saw and what it did.
@@ -102,6 +107,8 @@ pub struct Seen {
     pub method: String,
     pub target: String,
     pub authorization: bool,
+    /// The AWS operation (`Sign`, `GetPublicKey`, `LookupEvents`, ...) from `X-Amz-Target`.
+    pub operation: Option<String>,
     /// What the proxy did: `pass`, `answer 429`, `reset`, `stall`, `truncate`, `rewrite`,
     /// `redirect`.
     pub fault: String,
@@ -207,6 +214,41 @@ impl Proxy {
         self.shared.upstream_down.load(Ordering::SeqCst)
     }
 
+    /// Requests so far by AWS operation (`GetPublicKey`, `Sign`, ...), faulted ones included:
+    /// the calls a tool made, counted without trusting its own counters.
+    pub fn operations(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut counts = std::collections::BTreeMap::new();
+        for s in self.seen() {
+            if let Some(op) = s.operation {
+                *counts.entry(op).or_default() += 1;
+            }
+        }
+        counts
+    }
+
+    /// Requests of one AWS operation so far.
+    pub fn operation_count(&self, operation: &str) -> u64 {
+        self.operations().get(operation).copied().unwrap_or(0)
+    }
+
+    /// Answers the next `n` requests of `operation` with a KMS `ThrottlingException`, passes
+    /// everything else.
+    pub fn throttle_next(&self, operation: &str, n: usize) {
+        let operation = operation.to_string();
+        let left = AtomicUsize::new(n);
+        self.set(move |req| {
+            let hit = req.operation() == Some(operation.as_str())
+                && left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(1))
+                    .is_ok();
+            if hit {
+                Fault::kms_throttling()
+            } else {
+                Fault::Pass
+            }
+        });
+    }
+
     /// How many requests got something other than [`Fault::Pass`].
     pub fn injected(&self) -> usize {
         self.seen().iter().filter(|s| s.fault != "pass").count()
@@ -271,6 +313,7 @@ fn serve(shared: &Shared, mut client: TcpStream) -> std::io::Result<()> {
         method: request.method.clone(),
         target: request.target.clone(),
         authorization: request.header("authorization").is_some(),
+        operation: request.operation().map(str::to_string),
         fault: fault.label(),
     });
     if fault == Fault::Reset {

@@ -7,7 +7,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use sigtrail_tests::kms::{create_key_with, verify_independently, Check, KmsProxy, StockMoto};
+use sigtrail_tests::faults::Proxy;
+use sigtrail_tests::kms::{create_key_with, verify_independently, Check, StockMoto};
 use sigtrail_tests::{kms_create_key, run, script, tool, unique};
 
 const ACCOUNT_ARN_PREFIX: &str = "arn:aws:kms:us-east-1:";
@@ -112,7 +113,7 @@ fn key_uuid(arn: &str) -> &str {
 
 #[test]
 fn kms_keys_sign_in_every_reference_form_with_one_lookup_per_run() {
-    let proxy = KmsProxy::start();
+    let proxy = Proxy::in_front_of_aws();
     for (spec, algorithm) in [
         ("ECC_NIST_P256", "ECDSA_SHA_256"),
         ("ECC_NIST_P384", "ECDSA_SHA_384"),
@@ -131,11 +132,11 @@ fn kms_keys_sign_in_every_reference_form_with_one_lookup_per_run() {
         let pem = public_key_pem(&references[0], None);
         for reference in &references {
             assert_eq!(public_key_pem(reference, None), pem, "{reference}");
-            let before = proxy.counts();
+            let before = proxy.operations();
             let out = kms_sign(
                 &["--key", reference],
                 &records(3, reference),
-                Some(&proxy.endpoint),
+                Some(&proxy.url()),
             );
             assert!(out.status.success(), "{reference}: {}", stderr(&out));
             let recs = lines(&out);
@@ -150,7 +151,7 @@ fn kms_keys_sign_in_every_reference_form_with_one_lookup_per_run() {
                 assert!(time.ends_with('Z') && time.len() == 24, "{time}");
             }
             // Counted at the server side: one key lookup per run, one Sign per record.
-            let after = proxy.counts();
+            let after = proxy.operations();
             let delta = |op: &str| {
                 after.get(op).copied().unwrap_or(0) - before.get(op).copied().unwrap_or(0)
             };
@@ -174,12 +175,12 @@ fn many_records_overlap_with_one_get_public_key_and_one_sign_each() {
     let alias = unique("kms-sign-many");
     kms_create_key("ECC_NIST_P256", &alias);
     let key = format!("awskms:///alias/{alias}");
-    let proxy = KmsProxy::start();
+    let proxy = Proxy::in_front_of_aws();
     let n = 40;
     let out = kms_sign(
         &["--key", &key, "--jobs", "8"],
         &records(n, "many"),
-        Some(&proxy.endpoint),
+        Some(&proxy.url()),
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let recs = lines(&out);
@@ -192,16 +193,16 @@ fn many_records_overlap_with_one_get_public_key_and_one_sign_each() {
         );
     }
     assert_signed(&recs, &public_key_pem(&key, None), "ECDSA_SHA_256", &key);
-    assert_eq!(proxy.count("GetPublicKey"), 1);
-    assert_eq!(proxy.count("Sign"), n as u64);
+    assert_eq!(proxy.operation_count("GetPublicKey"), 1);
+    assert_eq!(proxy.operation_count("Sign"), n as u64);
 }
 
 #[test]
 fn endpoint_form_reaches_that_endpoint_over_http() {
     let alias = unique("kms-sign-endpoint");
     let arn = kms_create_key("ECC_NIST_P256", &alias);
-    let proxy = KmsProxy::start();
-    let key = format!("awskms://{}/alias/{alias}", proxy.host);
+    let proxy = Proxy::in_front_of_aws();
+    let key = format!("awskms://{}/alias/{alias}", proxy.addr());
     // No AWS_ENDPOINT_URL: only the reference says where KMS is.
     let mut cmd = tool("kms-sign");
     cmd.args(["--key", &key]).env_remove("AWS_ENDPOINT_URL");
@@ -209,7 +210,13 @@ fn endpoint_form_reaches_that_endpoint_over_http() {
     assert!(out.status.success(), "{}", stderr(&out));
     let recs = lines(&out);
     assert_eq!(recs[0]["kms"]["key_arn"], arn.as_str());
-    assert_eq!((proxy.count("GetPublicKey"), proxy.count("Sign")), (1, 2));
+    assert_eq!(
+        (
+            proxy.operation_count("GetPublicKey"),
+            proxy.operation_count("Sign")
+        ),
+        (1, 2)
+    );
     let mut cmd = tool("kms-sign");
     cmd.args(["--public-key", "--key", &key])
         .env_remove("AWS_ENDPOINT_URL");
@@ -222,12 +229,12 @@ fn throttled_signs_are_retried_with_backoff() {
     let alias = unique("kms-sign-throttle");
     kms_create_key("ECC_NIST_P256", &alias);
     let key = format!("awskms:///alias/{alias}");
-    let proxy = KmsProxy::start();
-    proxy.throttle_next_signs(4);
+    let proxy = Proxy::in_front_of_aws();
+    proxy.throttle_next("Sign", 4);
     let out = kms_sign(
         &["--key", &key, "--jobs", "2"],
         &records(3, "throttle"),
-        Some(&proxy.endpoint),
+        Some(&proxy.url()),
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_signed(
@@ -237,7 +244,7 @@ fn throttled_signs_are_retried_with_backoff() {
         &key,
     );
     // 4 throttled attempts + 3 that got through; the tool asked for 3 Signs.
-    assert_eq!(proxy.count("Sign"), 7);
+    assert_eq!(proxy.operation_count("Sign"), 7);
     assert!(
         stderr(&out).contains("GetPublicKey=1 Sign=3"),
         "{}",
@@ -317,8 +324,8 @@ fn payloads_that_are_not_digest_signatures_are_refused() {
     .iter()
     .map(|v| v.to_string() + "\n")
     .collect::<String>();
-    let proxy = KmsProxy::start();
-    let out = kms_sign(&["--key", &key], &input, Some(&proxy.endpoint));
+    let proxy = Proxy::in_front_of_aws();
+    let out = kms_sign(&["--key", &key], &input, Some(&proxy.url()));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let recs = lines(&out);
     let kinds: Vec<&str> = recs
@@ -349,13 +356,13 @@ fn payloads_that_are_not_digest_signatures_are_refused() {
         assert_eq!(r.get("signature").is_some(), i == 2, "{r}");
     }
     // Only the good record reached KMS.
-    assert_eq!(proxy.count("Sign"), 1);
+    assert_eq!(proxy.operation_count("Sign"), 1);
     assert!(stderr(&out).contains("1 ok, 8 failed"), "{}", stderr(&out));
 }
 
 #[test]
 fn keys_that_cannot_sign_give_error_records_after_one_lookup() {
-    let proxy = KmsProxy::start();
+    let proxy = Proxy::in_front_of_aws();
     let encrypt = unique("kms-sign-encrypt");
     create_key_with("RSA_2048", "ENCRYPT_DECRYPT", &encrypt, None);
     let k1 = unique("kms-sign-k1");
@@ -372,8 +379,8 @@ fn keys_that_cannot_sign_give_error_records_after_one_lookup() {
         (&missing, "bad_key", "NotFoundException"),
     ] {
         let key = format!("awskms:///alias/{alias}");
-        let before = proxy.count("GetPublicKey");
-        let out = kms_sign(&["--key", &key], &records(3, alias), Some(&proxy.endpoint));
+        let before = proxy.operation_count("GetPublicKey");
+        let out = kms_sign(&["--key", &key], &records(3, alias), Some(&proxy.url()));
         assert_eq!(out.status.code(), Some(1), "{key}: {}", stderr(&out));
         for r in lines(&out) {
             assert_eq!(r["error"]["kind"], kind, "{key}: {r}");
@@ -381,8 +388,12 @@ fn keys_that_cannot_sign_give_error_records_after_one_lookup() {
             assert!(message.contains(needle), "{needle:?} not in {message}");
             assert!(r.get("signature").is_none());
         }
-        assert_eq!(proxy.count("GetPublicKey") - before, 1, "{key}: one lookup");
-        assert_eq!(proxy.count("Sign"), 0);
+        assert_eq!(
+            proxy.operation_count("GetPublicKey") - before,
+            1,
+            "{key}: one lookup"
+        );
+        assert_eq!(proxy.operation_count("Sign"), 0);
         // --public-key: no records, so a configuration error.
         let out = kms_sign(&["--public-key", "--key", &key], "", None);
         assert_eq!(out.status.code(), Some(2), "{key}");
