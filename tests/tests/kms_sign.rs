@@ -1,5 +1,5 @@
-//! `kms-sign` end to end: real processes against moto (with the KMS DIGEST fix) through a
-//! counting proxy; signatures checked with Python `cryptography`, not with sigtrail's code.
+//! `kms-sign` end to end: real processes against moto (with the KMS DIGEST fix) through the
+//! fault proxy (`faults::Proxy`, counting KMS calls by operation); signatures checked with Python `cryptography`, not with sigtrail's code.
 
 use std::process::{Command, Output};
 
