@@ -1,5 +1,6 @@
 //! `kms-sign` end to end: real processes against moto (with the KMS DIGEST fix) through the
-//! fault proxy (`faults::Proxy`, counting KMS calls by operation); signatures checked with Python `cryptography`, not with sigtrail's code.
+//! fault proxy (`faults::Proxy`, counting KMS calls by operation); signatures checked with
+//! Python `cryptography`, not with sigtrail's code.
 
 use std::process::{Command, Output};
 
