@@ -279,14 +279,26 @@ fn step(msg: &str) {
 
 fn repo_root() -> PathBuf {
     // `cargo run` sets CARGO_MANIFEST_DIR at run time too; prefer it so one compiled xtask
-    // serves whichever worktree invoked it.
-    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    manifest
-        .parent()
-        .expect("xtask lives one level below the repository root")
-        .to_path_buf()
+    // serves whichever worktree invoked it. Run directly (`target/debug/xtask`), it works on
+    // the checkout around the current directory, and only outside one on the checkout it was
+    // built in.
+    if let Some(manifest) = std::env::var_os("CARGO_MANIFEST_DIR") {
+        let manifest = PathBuf::from(manifest);
+        if let Some(root) = manifest.parent() {
+            return root.to_path_buf();
+        }
+    }
+    let around = std::env::current_dir().ok().and_then(|dir| {
+        dir.ancestors()
+            .find(|d| d.join("xtask/Cargo.toml").is_file() && d.join("Cargo.toml").is_file())
+            .map(Path::to_path_buf)
+    });
+    around.unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("xtask lives one level below the repository root")
+            .to_path_buf()
+    })
 }
 
 #[cfg(test)]
