@@ -109,8 +109,8 @@ pub struct Seen {
     pub authorization: bool,
     /// The AWS operation (`Sign`, `GetPublicKey`, `LookupEvents`, ...) from `X-Amz-Target`.
     pub operation: Option<String>,
-    /// What the proxy did: `pass`, `answer 429`, `reset`, `stall`, `truncate`, `rewrite`,
-    /// `redirect`.
+    /// What the proxy did: `pass`, `answer STATUS` (e.g. `answer 429`, `answer 400` for a KMS
+    /// throttle), `reset`, `stall`, `truncate`, `rewrite`, `redirect`.
     pub fault: String,
 }
 
@@ -232,7 +232,7 @@ impl Proxy {
     }
 
     /// Answers the next `n` requests of `operation` with a KMS `ThrottlingException`, passes
-    /// everything else.
+    /// everything else. Replaces any schedule set with [`Proxy::set`].
     pub fn throttle_next(&self, operation: &str, n: usize) {
         let operation = operation.to_string();
         let left = AtomicUsize::new(n);

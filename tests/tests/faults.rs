@@ -194,8 +194,7 @@ fn digest_of_batch_survives_a_registry_restart() {
 const ONE_IMAGE: &str = "{\"image\":\"r.example/app:v1\",\"registry\":\"r.example\",\"repository\":\"app\",\"digest\":\"sha256:634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00\"}\n";
 
 fn is_lookup_events(req: &Request) -> bool {
-    req.header("x-amz-target")
-        .is_some_and(|t| t.ends_with(".LookupEvents"))
+    req.operation() == Some("LookupEvents")
 }
 
 /// `trail-for --cloudtrail lookup` on `input` with AWS calls through `proxy`.

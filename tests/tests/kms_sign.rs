@@ -245,6 +245,12 @@ fn throttled_signs_are_retried_with_backoff() {
         &key,
     );
     // 4 throttled attempts + 3 that got through; the tool asked for 3 Signs.
+    assert_eq!(
+        proxy.injected(),
+        4,
+        "four throttles sent: {:?}",
+        proxy.seen()
+    );
     assert_eq!(proxy.operation_count("Sign"), 7);
     assert!(
         stderr(&out).contains("GetPublicKey=1 Sign=3"),

@@ -277,22 +277,26 @@ fn step(msg: &str) {
     eprintln!("xtask: {msg}");
 }
 
+/// The moto launcher, relative to the repository root.
+const MOTO_LAUNCHER: &str = "scripts/moto_server.py";
+
 fn repo_root() -> PathBuf {
     // `cargo run` sets CARGO_MANIFEST_DIR at run time too; prefer it so one compiled xtask
     // serves whichever worktree invoked it. Run directly (`target/debug/xtask`), it works on
     // the checkout around the current directory, and only outside one on the checkout it was
     // built in.
+    // A sigtrail checkout: its xtask and its moto launcher.
+    let is_root =
+        |d: &Path| d.join("xtask/Cargo.toml").is_file() && d.join(MOTO_LAUNCHER).is_file();
     if let Some(manifest) = std::env::var_os("CARGO_MANIFEST_DIR") {
         let manifest = PathBuf::from(manifest);
-        if let Some(root) = manifest.parent() {
+        if let Some(root) = manifest.parent().filter(|r| is_root(r)) {
             return root.to_path_buf();
         }
     }
-    let around = std::env::current_dir().ok().and_then(|dir| {
-        dir.ancestors()
-            .find(|d| d.join("xtask/Cargo.toml").is_file() && d.join("Cargo.toml").is_file())
-            .map(Path::to_path_buf)
-    });
+    let around = std::env::current_dir()
+        .ok()
+        .and_then(|dir| dir.ancestors().find(|d| is_root(d)).map(Path::to_path_buf));
     around.unwrap_or_else(|| {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()

@@ -179,7 +179,17 @@ pub struct Parsed {
     /// Records read (kept or not).
     pub records: usize,
     /// Records of a kept kind that could not be used, each with the reason.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Skipped>,
+}
+
+/// A record that could not be used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    /// Its `eventTime`, when that much could be read: a record outside the time searched
+    /// could not have mattered.
+    pub time: Option<DateTime<Utc>>,
+    /// Which record and why, for people.
+    pub message: String,
 }
 
 /// Parses a log file's bytes: gzip (by its magic bytes) or plain JSON.
@@ -392,9 +402,10 @@ fn add_record(rec: Obj<RawRecord>, parsed: &mut Parsed) {
     parsed.records += 1;
     match rec {
         Obj::Value(raw) => convert_into(*raw, index, parsed),
-        Obj::Absent | Obj::Bad => parsed
-            .warnings
-            .push(format!("record {index}: not a JSON object; skipped")),
+        Obj::Absent | Obj::Bad => parsed.warnings.push(Skipped {
+            time: None,
+            message: format!("record {index}: not a JSON object; skipped"),
+        }),
     }
 }
 
@@ -814,9 +825,16 @@ fn convert_into(raw: RawRecord, index: usize, parsed: &mut Parsed) {
                 Str::Value(id) => format!(" (eventID {id})"),
                 _ => String::new(),
             };
-            parsed.warnings.push(format!(
-                "record {index}{id}: {source} {name}: {msg}; skipped"
-            ));
+            let time = match &raw.event_time {
+                Str::Value(t) => DateTime::parse_from_rfc3339(t)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc)),
+                _ => None,
+            };
+            parsed.warnings.push(Skipped {
+                time,
+                message: format!("record {index}{id}: {source} {name}: {msg}; skipped"),
+            });
         }
     }
 }
@@ -1231,7 +1249,7 @@ mod tests {
     #[test]
     fn wrong_types_in_kept_records_are_reported_not_guessed() {
         let doc = r#"{"Records":[
-            {"eventSource":"kms.amazonaws.com","eventName":"Sign","eventID":"a","requestParameters":{"keyId":5}},
+            {"eventSource":"kms.amazonaws.com","eventName":"Sign","eventID":"a","eventTime":"2024-01-01T00:00:00Z","requestParameters":{"keyId":5}},
             {"eventSource":"kms.amazonaws.com","eventName":"Sign","eventID":"b","eventTime":"yesterday"},
             {"eventSource":"kms.amazonaws.com","eventName":"Sign","eventID":"c","errorCode":"AccessDenied"},
             42,
@@ -1242,21 +1260,18 @@ mod tests {
         assert_eq!(parsed.events.len(), 1);
         assert_eq!(parsed.events[0].id, s("d"));
         assert_eq!(parsed.warnings.len(), 3, "{:?}", parsed.warnings);
+        let w = |i: usize| &parsed.warnings[i].message;
+        assert!(w(0).contains("requestParameters.keyId"), "{}", w(0));
+        assert!(w(1).contains("eventTime"), "{}", w(1));
+        assert!(w(2).contains("record 3"), "{}", w(2));
+        // The time of a skipped record is kept when it could be read, for the range check.
         assert!(
-            parsed.warnings[0].contains("requestParameters.keyId"),
-            "{}",
+            parsed.warnings[0].time.is_some(),
+            "{:?}",
             parsed.warnings[0]
         );
-        assert!(
-            parsed.warnings[1].contains("eventTime"),
-            "{}",
-            parsed.warnings[1]
-        );
-        assert!(
-            parsed.warnings[2].contains("record 3"),
-            "{}",
-            parsed.warnings[2]
-        );
+        assert_eq!(parsed.warnings[1].time, None);
+        assert_eq!(parsed.warnings[2].time, None);
     }
 
     #[test]

@@ -142,11 +142,13 @@ impl Loaded {
                 self.records += parsed.records;
                 self.events
                     .extend(parsed.events.into_iter().filter(|e| range.contains(e.time)));
+                // A record that could not be used is a gap only if it may be in the range.
                 self.warnings.extend(
                     parsed
                         .warnings
                         .into_iter()
-                        .map(|w| format!("{origin}: {w}")),
+                        .filter(|w| w.time.is_none() || range.contains(w.time))
+                        .map(|w| format!("{origin}: {}", w.message)),
                 );
             }
             Err(e) => self.warnings.push(format!("{origin}: {e}")),
@@ -711,6 +713,30 @@ mod tests {
         assert!(!r.contains(Some(t("2025-11-03T10:00:01Z"))));
         assert!(!r.contains(None));
         assert!(Range::default().contains(None));
+    }
+
+    #[test]
+    fn a_skipped_record_outside_the_range_is_no_gap() {
+        let range = Range {
+            since: Some(t("2022-03-06T00:00:00Z")),
+            until: Some(t("2022-03-08T00:00:00Z")),
+        };
+        let skipped = |time: Option<&str>, message: &str| event::Skipped {
+            time: time.map(t),
+            message: message.into(),
+        };
+        let parsed = Parsed {
+            warnings: vec![
+                skipped(Some("2022-03-01T00:00:00Z"), "before"),
+                skipped(Some("2022-03-07T00:00:00Z"), "inside"),
+                skipped(None, "no time"),
+                skipped(Some("2022-03-09T00:00:00Z"), "after"),
+            ],
+            ..Parsed::default()
+        };
+        let mut loaded = Loaded::default();
+        loaded.add("f.json", Ok(parsed), &range);
+        assert_eq!(loaded.warnings, ["f.json: inside", "f.json: no time"]);
     }
 
     #[tokio::test]
