@@ -1,63 +1,14 @@
-//! Helpers of the interoperability tests: the signing pipeline as real processes joined by real
-//! pipes, and the two independent verifiers (skopeo 1.18 through a `policy.json` with a
-//! `sigstoreSigned` requirement, the sigstore-rs 0.15 harness) answering accept or reject.
+//! Helpers of the interoperability tests (their signing pipeline runs through
+//! [`crate::faults::pipeline`]): the two independent verifiers (skopeo 1.18 through a
+//! `policy.json` with a `sigstoreSigned` requirement, the sigstore-rs 0.15 harness) answering
+//! accept or reject, and raw signature manifests.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::json;
 
 use crate::{env, run, run_ok};
-
-/// What one process of a [`pipeline`] did.
-pub struct Stage {
-    pub name: String,
-    pub code: Option<i32>,
-    pub stderr: String,
-}
-
-/// Runs `stages` as a shell would run `a | b | c` (each stage's stdout is the next one's stdin,
-/// through an OS pipe), with empty stdin for the first; returns the last stage's stdout and
-/// every stage's exit code and stderr.
-pub fn pipeline(stages: Vec<Command>) -> (String, Vec<Stage>) {
-    let mut children = Vec::new();
-    let mut previous: Option<std::process::ChildStdout> = None;
-    let count = stages.len();
-    for (i, mut cmd) in stages.into_iter().enumerate() {
-        let name = format!("{:?}", cmd.get_program());
-        cmd.stdin(match previous.take() {
-            Some(out) => Stdio::from(out),
-            None => Stdio::null(),
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        if i + 1 < count {
-            previous = child.stdout.take();
-        }
-        children.push((name, child));
-    }
-    // Each child's stderr is read after it exits; the tools write little there, far below a
-    // pipe's buffer, so no stage can block on it.
-    let mut stdout = String::new();
-    let mut stages_out = Vec::new();
-    for (name, child) in children {
-        let out = child
-            .wait_with_output()
-            .unwrap_or_else(|e| panic!("waiting for {name}: {e}"));
-        if !out.stdout.is_empty() {
-            stdout = String::from_utf8(out.stdout).expect("stdout is UTF-8");
-        }
-        stages_out.push(Stage {
-            name,
-            code: out.status.code(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        });
-    }
-    (stdout, stages_out)
-}
 
 /// An independent verifier's answer for one image and key.
 #[derive(Debug)]

@@ -68,6 +68,14 @@ impl Leaks {
         out
     }
 
+    /// Runs `digest-of` on `image` and checks it resolved to `digest`.
+    fn digest_of(&mut self, mut cmd: Command, image: &str, digest: &str) -> Output {
+        let out = self.run("digest-of", &mut cmd, format!("{image}\n").as_bytes());
+        let records = output_records("digest-of", &out.stdout);
+        assert_eq!(records[0]["digest"].as_str(), Some(digest), "{records:?}");
+        out
+    }
+
     /// Runs `trail-for` (LookupEvents, one record in) writing a timeline, and keeps the
     /// timeline file too.
     fn trail_for(&mut self, mut cmd: Command, input: &[u8]) {
@@ -132,17 +140,7 @@ fn an_authenticated_pipeline_writes_no_credential() {
         },
     );
     let config = &e.auth_docker_config;
-    let out = leaks.run(
-        "digest-of",
-        &mut leaks.tool("digest-of", config),
-        format!("{image}\n").as_bytes(),
-    );
-    let records = output_records("digest-of", &out.stdout);
-    assert_eq!(
-        records[0]["digest"].as_str(),
-        Some(digest.as_str()),
-        "{records:?}"
-    );
+    let out = leaks.digest_of(leaks.tool("digest-of", config), &image, &digest);
     let out = leaks.run(
         "payload-for",
         &mut leaks.tool("payload-for", config),
@@ -252,17 +250,8 @@ fn an_ecr_token_run_writes_no_credential() {
         cmd
     };
 
-    let out = leaks.run(
-        "digest-of",
-        &mut tool(&leaks, "digest-of"),
-        format!("{image}\n").as_bytes(),
-    );
+    let out = leaks.digest_of(tool(&leaks, "digest-of"), &image, &digest);
     let records = output_records("digest-of", &out.stdout);
-    assert_eq!(
-        records[0]["digest"].as_str(),
-        Some(digest.as_str()),
-        "{records:?}"
-    );
     assert_eq!(
         records[0]["ecr"]["registry_id"], "123456789012",
         "{records:?}"
