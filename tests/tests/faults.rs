@@ -193,10 +193,6 @@ fn digest_of_batch_survives_a_registry_restart() {
 /// One digest-of-style record (its image need not exist: trail-for only reads CloudTrail).
 const ONE_IMAGE: &str = "{\"image\":\"r.example/app:v1\",\"registry\":\"r.example\",\"repository\":\"app\",\"digest\":\"sha256:634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00\"}\n";
 
-fn is_lookup_events(req: &Request) -> bool {
-    req.operation() == Some("LookupEvents")
-}
-
 /// `trail-for --cloudtrail lookup` on `input` with AWS calls through `proxy`.
 fn trail_for_lookup(proxy: &Proxy, input: &str) -> std::process::Output {
     run(
@@ -247,15 +243,7 @@ fn trail_for_lookup_absorbs_throttling_bursts() {
 #[test]
 fn trail_for_lookup_rides_out_a_long_throttling_burst() {
     let proxy = Proxy::in_front_of_aws();
-    let throttled = std::sync::atomic::AtomicUsize::new(0);
-    proxy.set(move |req| {
-        if is_lookup_events(req) && throttled.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 5
-        {
-            Fault::kms_throttling()
-        } else {
-            Fault::Pass
-        }
-    });
+    proxy.throttle_next("LookupEvents", 5);
     let out = trail_for_lookup(&proxy, ONE_IMAGE);
     let case = "trail-for LookupEvents through 5 throttled calls";
     assert_no_panic(case, &out);
@@ -281,7 +269,7 @@ fn trail_for_lookup_rides_out_a_long_throttling_burst() {
 fn trail_for_lookup_failure_is_one_clear_line() {
     let proxy = Proxy::in_front_of_aws();
     proxy.set(|req| {
-        if is_lookup_events(req) {
+        if req.operation() == Some("LookupEvents") {
             Fault::Answer {
                 status: 400,
                 headers: vec![
@@ -337,8 +325,17 @@ fn failed_tags(out: &std::process::Output) -> Vec<String> {
     output_records("failed", &out.stdout)
         .iter()
         .filter(|r| kind_of(r) != "ok")
-        .filter_map(|r| r["image"].as_str()?.rsplit(':').next().map(str::to_string))
+        .filter_map(tag_of)
         .collect()
+}
+
+/// The tag of a record's `image` (`HOST/REPO:TAG`).
+fn tag_of(rec: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    rec["image"]
+        .as_str()?
+        .rsplit(':')
+        .next()
+        .map(str::to_string)
 }
 
 /// `registry/repo:tag` lines for `tags`, digest-of's input.
@@ -626,15 +623,7 @@ fn signing_pipeline_survives_a_registry_restart() {
         eprintln!(
             "the registry lost {sig_tag} to the kill (answers 500); attach-sig said: {message}"
         );
-        broken.push(
-            rec["image"]
-                .as_str()
-                .unwrap_or_default()
-                .rsplit(':')
-                .next()
-                .unwrap_or_default()
-                .to_string(),
-        );
+        broken.extend(tag_of(rec));
     }
     let images: Vec<(String, String)> = images
         .into_iter()
