@@ -226,6 +226,7 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
         ("SIGTRAIL_SKOPEO", tools.skopeo.display().to_string()),
         ("SIGTRAIL_SKOPEO_REGISTRIES_D", d("registries.d")),
         ("SIGTRAIL_SKOPEO_POLICY_ACCEPT", d("policy-accept.json")),
+        ("SIGTRAIL_COSIGN", tools.cosign.display().to_string()),
         (
             "SIGTRAIL_SRS_VERIFY",
             tools.srs_verify.display().to_string(),

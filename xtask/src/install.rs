@@ -8,6 +8,9 @@
 //! - `bin/skopeo`: wrapper running Debian trixie's skopeo 1.18 through trixie's own glibc
 //!   loader (bookworm's skopeo 1.9.3 has sigstore patched out); `skopeo-1.18/` is the extracted
 //!   root, `apt-trixie/` the private apt config used to fetch it (system apt is untouched)
+//! - `bin/cosign`: wrapper running Debian sid's cosign 3.1.1 through sid's own glibc loader, the
+//!   interop anchor; `cosign-3.1/` the extracted root (with `sigtrail-version`), `apt-sid/` its
+//!   private apt config
 //! - `venv/`: Python venv with `scripts/requirements.txt` (moto, boto3, cryptography, pynacl)
 //! - `bin/srs-verify`, `bin/srs-sign`: the sigstore-rs harness, built from
 //!   `scripts/interop/sigstore-rs-harness` with its own target dir `srs-target/`
@@ -37,11 +40,14 @@ const APT_PACKAGES: &[&str] = &[
 ];
 
 const SKOPEO_VERSION: &str = "1.18.";
+/// The cosign the interop tests are written against (Debian sid's package).
+const COSIGN_VERSION: &str = "3.1.1";
 const HARNESS: &str = "scripts/interop/sigstore-rs-harness";
 
 /// Paths of the installed tools.
 pub struct Tools {
     pub skopeo: PathBuf,
+    pub cosign: PathBuf,
     pub python: PathBuf,
     pub srs_verify: PathBuf,
     pub srs_sign: PathBuf,
@@ -51,6 +57,7 @@ impl Tools {
     fn in_cache(cache: &Path) -> Tools {
         Tools {
             skopeo: cache.join("bin/skopeo"),
+            cosign: cache.join("bin/cosign"),
             python: cache.join("venv/bin/python"),
             srs_verify: cache.join("bin/srs-verify"),
             srs_sign: cache.join("bin/srs-sign"),
@@ -62,6 +69,7 @@ impl Tools {
         let tools = Tools::in_cache(&cache_dir()?);
         for p in [
             &tools.skopeo,
+            &tools.cosign,
             &tools.python,
             &tools.srs_verify,
             &tools.srs_sign,
@@ -92,6 +100,7 @@ pub fn install(root: &Path) -> Result<Tools> {
     fs::create_dir_all(cache.join("bin"))?;
     apt_packages()?;
     skopeo(&cache)?;
+    cosign(&cache)?;
     venv(root, &cache)?;
     harness(root, &cache)?;
     step(&format!(
@@ -148,7 +157,97 @@ fn skopeo(cache: &Path) -> Result<()> {
         }
     }
     step("install: skopeo 1.18 from Debian trixie (private apt config, system apt untouched)");
-    let apt = cache.join("apt-trixie");
+    let root = cache.join("skopeo-1.18");
+    private_debs(
+        &cache.join("apt-trixie"),
+        "trixie",
+        &["skopeo/trixie", "libc6/trixie"],
+        &root,
+    )?;
+    let script = loader_wrapper(
+        "# skopeo 1.18 from Debian trixie (sigstore enabled; bookworm's 1.9.3 has it patched out),\n\
+         # run through trixie's glibc loader so nothing on the system changes.\n",
+        &root,
+        "usr/bin/skopeo",
+    );
+    write_executable(&wrapper, &script)?;
+    let v = output_of(Command::new(&wrapper).arg("--version"))
+        .with_context(|| format!("{} --version fails after install", wrapper.display()))?;
+    step(&format!("install: {}", v.trim()));
+    Ok(())
+}
+
+/// cosign 3.1.1 from Debian sid, the anchor of the interop tests: `bin/cosign` runs it through
+/// sid's own glibc loader. Debian builds it without a version stamp (`cosign version` says
+/// `devel`), so the package version is kept in `cosign-3.1/sigtrail-version`.
+fn cosign(cache: &Path) -> Result<()> {
+    let wrapper = cache.join("bin/cosign");
+    let root = cache.join("cosign-3.1");
+    let marker = root.join("sigtrail-version");
+    let installed = fs::read_to_string(&marker).ok();
+    let runs = output_of(Command::new(&wrapper).arg("version")).is_some();
+    if let (true, Some(v)) = (runs, installed.as_deref()) {
+        if v.starts_with(&format!("cosign {COSIGN_VERSION}")) {
+            step(&format!("install: {} present", v.trim()));
+            return Ok(());
+        }
+    }
+    step("install: cosign 3.1.1 from Debian sid (private apt config, system apt untouched)");
+    private_debs(
+        &cache.join("apt-sid"),
+        "sid",
+        &["cosign/sid", "libc6/sid"],
+        &root,
+    )?;
+    let deb_version = deb_version(&cache.join("apt-sid/debs"), "cosign_")?;
+    if !deb_version.starts_with(COSIGN_VERSION) {
+        step(&format!(
+            "install: WARNING: Debian sid now ships cosign {deb_version}, not {COSIGN_VERSION}: \
+             the interop tests were written against {COSIGN_VERSION}"
+        ));
+    }
+    let script = loader_wrapper(
+        "# cosign from Debian sid (the interop anchor), run through sid's glibc loader so nothing\n\
+         # on the system changes.\n",
+        &root,
+        "usr/bin/cosign",
+    );
+    write_executable(&wrapper, &script)?;
+    output_of(Command::new(&wrapper).arg("version"))
+        .with_context(|| format!("{} version fails after install", wrapper.display()))?;
+    let text = format!("cosign {deb_version}\n");
+    fs::write(&marker, &text)?;
+    step(&format!("install: {}", text.trim()));
+    Ok(())
+}
+
+/// The `Version` of the one `.deb` in `debs` whose name starts with `prefix`.
+fn deb_version(debs: &Path, prefix: &str) -> Result<String> {
+    for deb in fs::read_dir(debs)? {
+        let path = deb?.path();
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(prefix))
+        {
+            let v = output_of(
+                Command::new("dpkg-deb")
+                    .args(["-f"])
+                    .arg(&path)
+                    .arg("Version"),
+            )
+            .with_context(|| format!("dpkg-deb -f {} Version fails", path.display()))?;
+            return Ok(v.trim().to_string());
+        }
+    }
+    bail!("no {prefix}*.deb in {}", debs.display())
+}
+
+/// Downloads `packages` (`name/suite`) from Debian `suite` with a private apt config in `apt`
+/// (its own sources, lists and cache; system apt is untouched) and extracts them all into
+/// `root`, replacing what was there. The extraction goes to a fresh directory first and is moved
+/// in place, so a half-done run never looks done.
+fn private_debs(apt: &Path, suite: &str, packages: &[&str], root: &Path) -> Result<()> {
     for d in [
         "lists/partial",
         "cache/archives/partial",
@@ -159,8 +258,10 @@ fn skopeo(cache: &Path) -> Result<()> {
     }
     fs::write(
         apt.join("etc/sources.list"),
-        "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] \
-         http://deb.debian.org/debian trixie main\n",
+        format!(
+            "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] \
+             http://deb.debian.org/debian {suite} main\n"
+        ),
     )?;
     let a = apt.display();
     fs::write(
@@ -186,13 +287,14 @@ fn skopeo(cache: &Path) -> Result<()> {
     }
     run_cmd(
         Command::new("apt-get")
-            .args(["download", "-qq", "skopeo/trixie", "libc6/trixie"])
+            .args(["download", "-qq"])
+            .args(packages)
             .env("APT_CONFIG", &conf)
             .current_dir(&debs),
     )?;
-    // Extract into a fresh directory and move it in place, so a half-done run never looks done.
-    let root = cache.join("skopeo-1.18");
-    let tmp = cache.join("skopeo-1.18.tmp");
+    let mut tmp = root.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let _ = fs::remove_dir_all(&tmp);
     for deb in fs::read_dir(&debs)? {
         run_cmd(
@@ -202,25 +304,24 @@ fn skopeo(cache: &Path) -> Result<()> {
                 .arg(&tmp),
         )?;
     }
-    let _ = fs::remove_dir_all(&root);
-    fs::rename(&tmp, &root)?;
+    let _ = fs::remove_dir_all(root);
+    fs::rename(&tmp, root)?;
+    Ok(())
+}
 
+/// A `/bin/sh` wrapper running `root/binary` through `root`'s own glibc loader, with `root`'s
+/// libraries first and the system's after.
+fn loader_wrapper(comment: &str, root: &Path, binary: &str) -> String {
     let r = root.display();
     let lib = "usr/lib/x86_64-linux-gnu";
-    let script = format!(
+    format!(
         "#!/bin/sh\n\
-         # skopeo 1.18 from Debian trixie (sigstore enabled; bookworm's 1.9.3 has it patched out),\n\
-         # run through trixie's glibc loader so nothing on the system changes.\n\
+         {comment}\
          # Written by `cargo xtask install`.\n\
          R='{r}'\n\
          exec \"$R/{lib}/ld-linux-x86-64.so.2\" --library-path \
-         \"$R/{lib}:/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu\" \"$R/usr/bin/skopeo\" \"$@\"\n"
-    );
-    write_executable(&wrapper, &script)?;
-    let v = output_of(Command::new(&wrapper).arg("--version"))
-        .with_context(|| format!("{} --version fails after install", wrapper.display()))?;
-    step(&format!("install: {}", v.trim()));
-    Ok(())
+         \"$R/{lib}:/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu\" \"$R/{binary}\" \"$@\"\n"
+    )
 }
 
 fn venv(root: &Path, cache: &Path) -> Result<()> {

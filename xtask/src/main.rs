@@ -1,7 +1,8 @@
 //! Developer tasks for sigtrail, run as `cargo xtask <task>`.
 //!
 //! - `install`: what the tests need on the machine (apt packages, Debian trixie's skopeo 1.18,
-//!   a pinned Python venv with moto, the sigstore-rs harness), kept in a cache outside the repo.
+//!   Debian sid's cosign 3.1.1, a pinned Python venv with moto, the sigstore-rs harness), kept in
+//!   a cache outside the repo.
 //! - `env up|down|status`: the two local registries and the AWS emulator on free loopback ports.
 //! - `test`: the one test command: install, env up, `cargo test --workspace`, env down.
 //! - `demo`: install, env up, `scripts/demo.sh`, env down.
