@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod aws;
+pub mod bundle;
 pub mod cosign;
 pub mod crypto;
 pub mod ecr;

@@ -566,6 +566,42 @@ impl Registry {
         Ok(digest)
     }
 
+    /// The OCI 1.1 referrers API's index of the manifests whose `subject` is `digest` in
+    /// `repo`'s repository (`GET /v2/NAME/referrers/DIGEST`); `None` when the registry has no
+    /// such API (it answers 404, as docker-registry 2.8 does, or something that is not an
+    /// index): then the tag-schema fallback `sha256-<hex>` is where referrers are listed.
+    pub async fn get_referrers(
+        &self,
+        repo: &ImageRef,
+        digest: &str,
+    ) -> Result<Option<Value>, Error> {
+        check_digest(digest)?;
+        let host = self.host(&repo.registry)?;
+        let url = Self::url(&host, &format!("v2/{}/referrers/{digest}", repo.repository))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/vnd.oci.image.index.v1+json"),
+        );
+        let req = Req {
+            method: Method::GET,
+            url,
+            headers,
+            body: None,
+        };
+        let what = format!("referrers of {}@{digest}", repo.name());
+        match self
+            .fetch(&host, &repo.repository, req, MAX_MANIFEST_BYTES, &what)
+            .await
+        {
+            Ok((_, _, body)) => Ok(serde_json::from_slice::<Value>(&body)
+                .ok()
+                .filter(|v| v.get("manifests").is_some_and(Value::is_array))),
+            Err(e) if e.kind == "not_found" => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     // ---- blobs ----
 
     /// `GET` blob `digest` of `repo`'s repository, at most `max` bytes, checked against the

@@ -1,25 +1,13 @@
-//! cosign v3's default signature format: a Sigstore bundle v0.3 attached to the image as an OCI
-//! 1.1 referrer, here signed with a key and without a transparency log entry.
+//! Reading and verifying cosign v3 signatures: Sigstore bundles attached to the image as OCI
+//! 1.1 referrers (the format itself, as cosign 3.1.1 writes it, is in [`crate::bundle`]).
 //!
-//! What cosign v3 `sign` writes (`cmd/cosign/cli/sign/sign.go` `signDigestBundle`,
-//! `pkg/oci/remote/write.go` `WriteAttestationNewBundleFormat`):
-//!
-//! - a referrer manifest in the image's repository: OCI image manifest, `artifactType` (config
-//!   descriptor) `application/vnd.dev.sigstore.bundle.v0.3+json`, empty config, `subject` = the
-//!   image, one layer of that media type holding the bundle JSON, annotations
-//!   `dev.sigstore.bundle.content: dsse-envelope` and `dev.sigstore.bundle.predicateType`;
-//! - found through the registry's referrers API, or where it has none, the referrers tag schema:
-//!   an OCI index at tag `sha256-<hex>` listing the referrers (with `artifactType` and
-//!   annotations), which is what this module reads;
-//! - the bundle: `{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
-//!   "verificationMaterial": {"publicKey": {"hint": ...}, "tlogEntries": [], ...},
-//!   "dsseEnvelope": {"payload": b64, "payloadType": "application/vnd.in-toto+json",
-//!   "signatures": [{"sig": b64, "keyid": ...}]}}`;
-//! - the DSSE payload: an in-toto Statement v1 with `predicateType`
-//!   `https://sigstore.dev/cosign/sign/v1`, an empty predicate and one subject
-//!   `{"digest": {"sha256": HEX}, "annotations": {...}}` (`-a k=v`);
-//! - the signature is over DSSE's pre-authentication encoding
-//!   `DSSEv1 <len type> <type> <len payload> <payload>`.
+//! The referrers are listed by the registry's referrers API (`GET /v2/NAME/referrers/DIGEST`)
+//! where it has one, and by the tag-schema fallback index `sha256-<hex>` where it does not (or
+//! where the API lists none: a registry upgraded after signing keeps the old index). Every
+//! listed referrer's manifest is read (at most [`MAX_BUNDLES`], at once) and judged by what it
+//! says itself ([`crate::bundle::classify`]): cosign 3.1.1's fallback entries claim
+//! `application/vnd.oci.empty.v1+json`, so an entry's `artifactType` decides nothing.
+//! Referrers that are not bundles (SBOMs...) or are attestations are skipped, not failures.
 //!
 //! A bundle signs no `docker-reference`, so `--identity repository|exact` cannot be satisfied by
 //! one (reported as the `identity` check); with the default `any` it verifies like cosign v3.
@@ -30,41 +18,18 @@ use super::{
     decode_base64_strict, Check, Claims, IdentityMode, ManifestRef, Policy, SignatureLayer,
     SignatureResult, Subject, TrustedKey,
 };
+use crate::bundle::{classify, referrer_digests, Referrer};
+pub use crate::bundle::{
+    is_bundle_media_type, pae, BUNDLE_MEDIA_TYPE, COSIGN_SIGN_PREDICATE, IN_TOTO_PAYLOAD_TYPE,
+    MAX_BUNDLE_BYTES, PREDICATE_ANNOTATION, STATEMENT_TYPES,
+};
 use crate::error::Result;
 use crate::payload::{is_sha256_digest, Payload};
 use crate::reference::ImageRef;
 use crate::registry::Registry;
 
-/// Media type (and artifact type) of a Sigstore bundle v0.3.
-pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
-/// DSSE payload type of an in-toto statement.
-pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
-/// The predicate type of a cosign v3 image signature.
-pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
-/// in-toto statement types accepted.
-pub const STATEMENT_TYPES: [&str; 2] = [
-    "https://in-toto.io/Statement/v1",
-    "https://in-toto.io/Statement/v0.1",
-];
-/// Annotation on a referrer naming the bundle's predicate type.
-pub const PREDICATE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
-/// Largest bundle read (a key-signed bundle is about 1 KiB; with a certificate chain a few).
-pub const MAX_BUNDLE_BYTES: usize = 256 * 1024;
-/// Most bundle referrers read per image.
+/// Most referrers read per image.
 pub const MAX_BUNDLES: usize = 32;
-
-/// DSSE pre-authentication encoding.
-pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "DSSEv1 {} {} {} ",
-        payload_type.len(),
-        payload_type,
-        payload.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(payload);
-    out
-}
 
 /// Finds the image's cosign v3 signature bundles and verifies each.
 pub async fn fetch_and_verify(
@@ -74,55 +39,86 @@ pub async fn fetch_and_verify(
     keys: &[TrustedKey],
     policy: &Policy,
 ) -> Result<Vec<(ManifestRef, Vec<SignatureResult>)>> {
-    let tag = subject.digest.replace(':', "-");
-    let index = match registry.get_manifest(&image.with_tag(&tag)).await {
-        Ok(m) => m,
-        Err(e) if e.kind == "not_found" => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+    let mut digests = match registry.get_referrers(image, &subject.digest).await? {
+        Some(index) => referrer_digests(&index, MAX_BUNDLES),
+        None => Vec::new(),
     };
-    let entries = bundle_referrers(&index.json()?);
-    let image_name = display_name(image, subject);
-    let mut out = Vec::new();
-    for digest in entries.into_iter().take(MAX_BUNDLES) {
-        let manifest_ref = ManifestRef {
-            repository: image.name(),
-            tag: None,
-            digest: digest.clone(),
-        };
-        let results = match registry.get_manifest(&image.with_digest(&digest)).await {
-            Ok(m) => {
-                let layer = referrer_layer(&m.json()?, &subject.digest);
-                let layer = match layer {
-                    Ok(mut layer) => {
-                        if let Some(d) = layer.digest.clone() {
-                            match registry.get_blob(image, &d, MAX_BUNDLE_BYTES).await {
-                                Ok(bytes) => layer.payload = Some(bytes),
-                                Err(e) if e.kind == "digest_mismatch" => {
-                                    layer.unreadable = Some((Check::BlobDigest, e.message))
-                                }
-                                Err(e) if e.kind == "too_large" || e.kind == "not_found" => {
-                                    layer.unreadable = Some((Check::Payload, e.message))
-                                }
-                                Err(e) => return Err(e),
-                            }
-                        }
-                        layer
-                    }
-                    Err((check, reason)) => SignatureLayer {
-                        unreadable: Some((check, reason)),
-                        ..SignatureLayer::default()
-                    },
-                };
-                let mut r = verify_bundle(&layer, subject, keys, policy, &image_name);
-                r.bundle_manifest = Some(digest.clone());
-                vec![r]
-            }
-            Err(e) if e.kind == "not_found" => continue,
+    if digests.is_empty() {
+        let tag = subject.digest.replace(':', "-");
+        match registry.get_manifest(&image.with_tag(&tag)).await {
+            Ok(m) => digests = bundle_referrers(&m.json()?),
+            Err(e) if e.kind == "not_found" => {}
             Err(e) => return Err(e),
-        };
-        out.push((manifest_ref, results));
+        }
+    }
+    let image_name = display_name(image, subject);
+    let found = futures::future::join_all(
+        digests
+            .iter()
+            .map(|d| one_referrer(registry, image, d, subject, keys, policy, &image_name)),
+    )
+    .await;
+    let mut out = Vec::new();
+    for (digest, result) in digests.into_iter().zip(found) {
+        if let Some(r) = result? {
+            let manifest_ref = ManifestRef {
+                repository: image.name(),
+                tag: None,
+                digest,
+            };
+            out.push((manifest_ref, vec![r]));
+        }
     }
     Ok(out)
+}
+
+/// Reads one referrer; `None` when it is gone or not a signature bundle.
+async fn one_referrer(
+    registry: &Registry,
+    image: &ImageRef,
+    digest: &str,
+    subject: &Subject,
+    keys: &[TrustedKey],
+    policy: &Policy,
+    image_name: &str,
+) -> Result<Option<SignatureResult>> {
+    let manifest = match registry.get_manifest(&image.with_digest(digest)).await {
+        Ok(m) => m,
+        Err(e) if e.kind == "not_found" => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let json = match manifest.json() {
+        Ok(j) => j,
+        // a referrer that is not JSON is nobody's signature
+        Err(_) => return Ok(None),
+    };
+    if classify(&json) != Referrer::Signature {
+        return Ok(None);
+    }
+    let layer = match referrer_layer(&json, &subject.digest) {
+        Ok(mut layer) => {
+            if let Some(d) = layer.digest.clone() {
+                match registry.get_blob(image, &d, MAX_BUNDLE_BYTES).await {
+                    Ok(bytes) => layer.payload = Some(bytes),
+                    Err(e) if e.kind == "digest_mismatch" => {
+                        layer.unreadable = Some((Check::BlobDigest, e.message))
+                    }
+                    Err(e) if e.kind == "too_large" || e.kind == "not_found" => {
+                        layer.unreadable = Some((Check::Payload, e.message))
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            layer
+        }
+        Err((check, reason)) => SignatureLayer {
+            unreadable: Some((check, reason)),
+            ..SignatureLayer::default()
+        },
+    };
+    let mut r = verify_bundle(&layer, subject, keys, policy, image_name);
+    r.bundle_manifest = Some(digest.to_string());
+    Ok(Some(r))
 }
 
 /// The reference cosign v3 prints as the identity of a bundle (`ref.Name()`).
@@ -133,25 +129,10 @@ fn display_name(image: &ImageRef, subject: &Subject) -> String {
     }
 }
 
-/// Digests of the referrers in a referrers index (API answer or tag-schema index) that are
-/// signature bundles: artifact type bundle v0.3, and a cosign-sign predicate when the entry names
-/// one (attestations are other predicate types and are skipped without a request).
+/// The referrers a referrers index (API answer or tag-schema index) lists, to be read and
+/// judged by their own manifests ([`referrer_digests`]; the entries' claims only order them).
 pub fn bundle_referrers(index: &Value) -> Vec<String> {
-    let Some(list) = index.get("manifests").and_then(Value::as_array) else {
-        return Vec::new();
-    };
-    list.iter()
-        .filter(|m| m.get("artifactType").and_then(Value::as_str) == Some(BUNDLE_MEDIA_TYPE))
-        .filter(|m| {
-            m.get("annotations")
-                .and_then(|a| a.get(PREDICATE_ANNOTATION))
-                .and_then(Value::as_str)
-                .is_none_or(|p| p == COSIGN_SIGN_PREDICATE)
-        })
-        .filter_map(|m| m.get("digest").and_then(Value::as_str))
-        .filter(|d| is_sha256_digest(d))
-        .map(str::to_string)
-        .collect()
+    referrer_digests(index, MAX_BUNDLES)
 }
 
 /// The bundle layer of a referrer manifest, after checking it refers to `image_digest`.
@@ -188,7 +169,7 @@ pub fn referrer_layer(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    if media_type != BUNDLE_MEDIA_TYPE {
+    if !is_bundle_media_type(&media_type) {
         return Err((
             Check::MediaType,
             format!("referrer layer media type {media_type:?} is not {BUNDLE_MEDIA_TYPE}"),
@@ -240,7 +221,7 @@ pub fn verify_bundle(
         .get("mediaType")
         .and_then(Value::as_str)
         .unwrap_or("");
-    if media_type != BUNDLE_MEDIA_TYPE {
+    if !is_bundle_media_type(media_type) {
         return result.fail(
             Check::MediaType,
             format!("bundle media type {media_type:?} is not {BUNDLE_MEDIA_TYPE}"),
@@ -400,11 +381,12 @@ pub fn verify_bundle(
     }
     result.verified = true;
     // What cosign v3 prints for it (`transformOutput`): the image name as identity.
+    // (`"optional":{}` when the statement has no annotations, as cosign 3.1.1 prints it.)
     result.payload = Some(Payload {
         docker_reference: image_name.to_string(),
         manifest_digest: signed_digest,
         kind: predicate_type,
-        optional: optional.cloned(),
+        optional: Some(optional.cloned().unwrap_or_default()),
     });
     result
 }

@@ -1,5 +1,5 @@
-//! Bundles built here per cosign v3's format (no independent v3 signer runs in this
-//! environment), then verified and tampered with.
+//! Bundles built here per cosign v3's format, then verified and tampered with; and the bundle
+//! real cosign 3.1.1 wrote (`shared/tests/data/cosign-v3/`).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -68,12 +68,57 @@ fn run(bundle: &Value, keys: &[TrustedKey], policy: &Policy) -> SignatureResult 
     verify_bundle(&layer_of(bundle), &subject(), keys, policy, "reg.io/app:v1")
 }
 
+fn golden(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/data/cosign-v3/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
 #[test]
-fn pae_is_dsse_v1() {
+fn the_bundle_cosign_3_1_1_wrote_verifies_with_its_annotations() {
+    let pem = golden("cosign.pub");
+    let trusted = TrustedKey::new(PublicKey::from_pem(&pem).unwrap(), "cosign.pub");
+    let digest = String::from_utf8(golden("image-digest.txt")).unwrap();
+    let subject = Subject {
+        digest: digest.trim().to_string(),
+        reference: None,
+    };
+    let manifest: Value = serde_json::from_slice(&golden("referrer.manifest.json")).unwrap();
+    let mut layer = referrer_layer(&manifest, &subject.digest).unwrap();
+    let bytes = golden("bundle.json");
     assert_eq!(
-        pae("application/example", b"hello world"),
-        b"DSSEv1 19 application/example 11 hello world"
+        layer.digest.as_deref(),
+        Some(&*super::super::sha256_digest(&bytes))
     );
+    layer.payload = Some(bytes.clone());
+    let mut policy = Policy::default();
+    policy.annotations.insert("team".into(), "blue".into());
+    policy.annotations.insert("env".into(), "prod".into());
+    let name = format!("127.0.0.1:5790/app@{}", subject.digest);
+    let keys = std::slice::from_ref(&trusted);
+    let r = verify_bundle(&layer, &subject, keys, &policy, &name);
+    assert!(r.verified, "{r:?}");
+    assert_eq!(r.claims.as_ref().unwrap().kind, COSIGN_SIGN_PREDICATE);
+    assert_eq!(r.annotations, Some(json!({"env": "prod", "team": "blue"})));
+
+    policy.annotations.insert("team".into(), "red".into());
+    let r = verify_bundle(&layer, &subject, keys, &policy, &name);
+    assert_eq!(r.failed_check, Some(Check::Annotations));
+    let other = Subject {
+        digest: OTHER.into(),
+        reference: None,
+    };
+    assert_eq!(
+        referrer_layer(&manifest, OTHER).unwrap_err().0,
+        Check::ManifestDigest
+    );
+    let r = verify_bundle(&layer, &other, keys, &Policy::default(), &name);
+    assert_eq!(r.failed_check, Some(Check::ManifestDigest));
+    let (_, stranger) = key();
+    let r = verify_bundle(&layer, &subject, &[stranger], &Policy::default(), &name);
+    assert_eq!(r.failed_check, Some(Check::Signature));
 }
 
 #[test]
@@ -155,12 +200,15 @@ fn bad_bundles_fail_for_their_reason() {
 #[test]
 fn referrers_and_their_manifests() {
     let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
-        {"digest": DIGEST, "artifactType": BUNDLE_MEDIA_TYPE, "annotations": {PREDICATE_ANNOTATION: COSIGN_SIGN_PREDICATE}},
-        {"digest": OTHER, "artifactType": BUNDLE_MEDIA_TYPE, "annotations": {PREDICATE_ANNOTATION: "https://slsa.dev/provenance/v1"}},
         {"digest": OTHER, "artifactType": "application/spdx+json"},
+        {"digest": DIGEST, "artifactType": BUNDLE_MEDIA_TYPE, "annotations": {PREDICATE_ANNOTATION: COSIGN_SIGN_PREDICATE}},
         {"digest": "sha256:bad", "artifactType": BUNDLE_MEDIA_TYPE},
     ]});
-    assert_eq!(bundle_referrers(&index), vec![DIGEST.to_string()]);
+    assert_eq!(
+        bundle_referrers(&index),
+        vec![DIGEST.to_string(), OTHER.to_string()],
+        "every entry is read, claimed bundles first"
+    );
 
     let manifest = |subject: &str, media_type: &str| {
         json!({"schemaVersion": 2, "subject": {"digest": subject},
