@@ -15,6 +15,16 @@
 //! writer's read-to-write window, so a manifest built from a stale read is seen and repaired.
 //! Attaches to one tag from one process are also serialized.
 //!
+//! A record with `payload_type` (from `payload-for --format bundle`, signed by kms-sign over the
+//! DSSE PAE) becomes a cosign v3 bundle instead ([`crate::bundle`]): the bundle blob and the
+//! empty config are uploaded, the referrer manifest is pushed by digest (`subject` = the image,
+//! so no read-modify-write on it), and then either the registry's referrers API lists it (done)
+//! or, on a registry without that API, it is added to the tag-schema fallback index
+//! `sha256-<hex>`. That index is the one shared, mutable thing, so it gets the same treatment as
+//! a `.sig` manifest: read, add the entry, `PUT`, read back after the settle delay, and merge
+//! again if another writer's index replaced ours; attaches to one tag from one process are
+//! serialized. A bundle lives beside its image: `--signature-repo` does not apply to it.
+//!
 //! ECR repositories with immutable tags cannot take an appended `.sig`: that is detected with
 //! `DescribeRepositories` (or from the registry's refusal) and reported with the fix.
 
@@ -25,6 +35,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
+use crate::bundle;
 use crate::cosign::{signature_tag, Descriptor, SignatureManifest};
 use crate::error::Error;
 use crate::payload::{Payload, MAX_PAYLOAD_BYTES};
@@ -48,6 +59,15 @@ pub struct Attacher {
     /// Shortest wait before reading the tag back
     pub min_settle: Duration,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+/// What a bundle record asks for, checked.
+struct BundleRequest {
+    image: ImageRef,
+    digest: String,
+    statement: Vec<u8>,
+    signature: Vec<u8>,
+    hint: Option<String>,
 }
 
 /// What a record asks for, checked.
@@ -161,6 +181,9 @@ impl Attacher {
 
     /// Attaches the record's signature; returns the `attached` field.
     pub async fn attach(&self, record: &Record) -> Result<Value, Error> {
+        if record.contains_key("payload_type") {
+            return self.attach_bundle(record).await;
+        }
         let req = self.request(record)?;
         let sig_repo = match &self.signature_repo {
             Some(r) => r.clone(),
@@ -249,6 +272,192 @@ impl Attacher {
             }
             let backoff = Duration::from_millis(100 * u64::from(rounds.min(10)));
             tokio::time::sleep(backoff + jitter(backoff)).await;
+        }
+    }
+
+    fn bundle_request(&self, record: &Record) -> Result<BundleRequest, Error> {
+        let digest = get_str(record, "digest").ok_or_else(|| {
+            Error::new(
+                "bad_record",
+                "the record has no `digest`: signing needs a digest (run digest-of first)",
+            )
+        })?;
+        check_digest(digest)?;
+        match get_str(record, "payload_type") {
+            Some(bundle::IN_TOTO_PAYLOAD_TYPE) => {}
+            other => {
+                return Err(Error::new(
+                    "bad_payload",
+                    format!(
+                        "payload_type {other:?} is not {}: the only DSSE payload attached",
+                        bundle::IN_TOTO_PAYLOAD_TYPE
+                    ),
+                ))
+            }
+        }
+        let payload_b64 = get_str(record, "payload").ok_or_else(|| {
+            Error::new(
+                "bad_record",
+                "the record has no `payload` (run payload-for --format bundle first)",
+            )
+        })?;
+        let signature = get_str(record, "signature").ok_or_else(|| {
+            Error::new(
+                "bad_record",
+                "the record has no `signature` (run kms-sign first)",
+            )
+        })?;
+        let statement = strict_b64("payload", payload_b64, MAX_PAYLOAD_BYTES * 4 / 3 + 4)?;
+        let claims = bundle::parse_statement(&statement)?;
+        if !claims.digests.iter().any(|d| d == digest) {
+            return Err(Error::new(
+                "payload_mismatch",
+                format!(
+                    "the statement signs {:?} but the record's digest is {digest}; refusing to \
+                     attach it",
+                    claims.digests
+                ),
+            ));
+        }
+        if claims.predicate_type != bundle::COSIGN_SIGN_PREDICATE {
+            return Err(Error::new(
+                "bad_payload",
+                format!(
+                    "the statement's predicate type is {:?}, not an image signature ({})",
+                    claims.predicate_type,
+                    bundle::COSIGN_SIGN_PREDICATE
+                ),
+            ));
+        }
+        let sig = strict_b64("signature", signature, MAX_SIGNATURE_B64)?;
+        if sig.is_empty() {
+            return Err(Error::new("bad_base64", "`signature` is empty"));
+        }
+        if self.signature_repo.is_some() {
+            return Err(Error::new(
+                "bad_record",
+                "--signature-repo (COSIGN_REPOSITORY) is for .sig manifests: a bundle referrer \
+                 lives in its image's repository",
+            ));
+        }
+        Ok(BundleRequest {
+            image: image_of(record, digest)?,
+            digest: digest.to_string(),
+            statement,
+            signature: sig,
+            hint: get_str(record, "key_id").and_then(bundle::hint_of_key_id),
+        })
+    }
+
+    /// Attaches a cosign v3 bundle (see the module doc); returns the `attached` field.
+    async fn attach_bundle(&self, record: &Record) -> Result<Value, Error> {
+        let req = self.bundle_request(record)?;
+        let image = match self.registry.get_manifest(&req.image).await {
+            Ok(m) => m,
+            Err(e) if e.kind == "not_found" => {
+                return Err(Error::new(
+                    "not_found",
+                    format!("image {} does not exist; nothing to attach to", req.image),
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        let subject = bundle::Descriptor {
+            media_type: image.media_type.clone(),
+            size: image.bytes.len() as u64,
+            digest: req.digest.clone(),
+        };
+        let bundle_bytes = bundle::bundle(&req.statement, &req.signature, req.hint.as_deref());
+        let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let manifest = bundle::referrer_manifest(&bundle_bytes, &subject, &created);
+        let manifest_digest = crate::registry::sha256_digest(&manifest);
+        let repo = ImageRef {
+            tag: None,
+            digest: None,
+            ..req.image.clone()
+        };
+        let tag = req.digest.replace(':', "-");
+        let mut attached = json!({
+            "format": "bundle",
+            "repository": repo.name(),
+            "manifest_digest": manifest_digest,
+            "bundle_digest": crate::registry::sha256_digest(&bundle_bytes),
+            "added": true,
+        });
+        if self.dry_run {
+            attached["dry_run_manifest"] =
+                Value::String(String::from_utf8_lossy(&manifest).into_owned());
+            attached["dry_run_bundle"] =
+                Value::String(String::from_utf8_lossy(&bundle_bytes).into_owned());
+            return Ok(attached);
+        }
+        self.registry.put_blob(&repo, &bundle_bytes).await?;
+        self.registry.put_blob(&repo, b"{}").await?;
+        self.registry
+            .put_manifest(&repo.with_digest(&manifest_digest), OCI_MANIFEST, &manifest)
+            .await?;
+        if self
+            .registry
+            .get_referrers(&repo, &req.digest)
+            .await?
+            .is_some()
+        {
+            // The registry keeps the referrers list itself (it read our manifest's subject).
+            attached["referrers"] = "api".into();
+            return Ok(attached);
+        }
+        attached["referrers"] = "tag".into();
+        attached["tag"] = tag.clone().into();
+        let target = repo.with_tag(&tag);
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(target.to_string()).or_default().clone()
+        };
+        let _serialized = lock.lock().await;
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            let started = Instant::now();
+            let existing = self.read_index(&target).await?;
+            let Some(bytes) = bundle::index_with(existing.as_ref(), &manifest)? else {
+                // listed already (our read-back below, or a repeated attach)
+                if rounds > 1 {
+                    attached["rounds"] = rounds.into();
+                }
+                return Ok(attached);
+            };
+            self.registry
+                .put_manifest(&target, bundle::OCI_INDEX, &bytes)
+                .await?;
+            let settle = (started.elapsed() * 2).max(self.min_settle);
+            tokio::time::sleep(settle + jitter(settle / 2)).await;
+            let now = self.read_index(&target).await?;
+            if bundle::index_with(now.as_ref(), &manifest)?.is_none() {
+                if rounds > 1 {
+                    attached["rounds"] = rounds.into();
+                }
+                return Ok(attached);
+            }
+            if rounds >= MAX_ROUNDS {
+                return Err(Error::new(
+                    "conflict",
+                    format!(
+                        "other writers kept replacing {target} for {MAX_ROUNDS} rounds; \
+                         the bundle was pushed but is not listed, try again"
+                    ),
+                ));
+            }
+            let backoff = Duration::from_millis(100 * u64::from(rounds.min(10)));
+            tokio::time::sleep(backoff + jitter(backoff)).await;
+        }
+    }
+
+    /// The fallback index at `target`, if there is one.
+    async fn read_index(&self, target: &ImageRef) -> Result<Option<Value>, Error> {
+        match self.registry.get_manifest(target).await {
+            Ok(m) => Ok(Some(m.json()?)),
+            Err(e) if e.kind == "not_found" => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

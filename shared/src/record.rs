@@ -18,11 +18,12 @@
 //! | `platform` | digest-of | `os/arch[/variant]` of a manifest listed in an image index |
 //! | `index_digest` | digest-of | the image index a platform record came from |
 //! | `ecr` | digest-of | ECR metadata: `registry_id`, `pushed_at`, `tags`, `scan_status`, `tag_mutability` |
-//! | `payload` | payload-for | base64 of the exact cosign simple-signing payload bytes |
-//! | `signature` | kms-sign | base64 signature over the payload bytes (DER for ECDSA) |
+//! | `payload` | payload-for | base64 of the exact cosign simple-signing payload bytes, or with `--format bundle` of the in-toto statement |
+//! | `payload_type` | payload-for | only with `--format bundle`: the DSSE payload type (`application/vnd.in-toto+json`); kms-sign then signs the DSSE PAE and attach-sig pushes a cosign v3 bundle |
+//! | `signature` | kms-sign | base64 signature over the payload bytes (DER for ECDSA), or over their DSSE PAE when `payload_type` is set |
 //! | `key`, `key_id`, `algorithm` | kms-sign | key reference used, sha256 of its public key DER, signing algorithm |
 //! | `kms` | kms-sign | `key_arn`, `request_id`, `time` of the KMS `Sign` call |
-//! | `attached` | attach-sig | `repository`, `tag`, `manifest_digest`, `layers` of the signature manifest |
+//! | `attached` | attach-sig | `repository`, `tag`, `manifest_digest`, `layers` of the signature manifest; for a bundle `format: bundle`, `manifest_digest` of the referrer, `referrers` (`api` or the fallback `tag`) |
 //! | `verification` | check-sig | `verified`, per-signature results, `failure` kind |
 //! | `trail` | trail-for | `events`, per-signature `signed_at`, `verdict` with reasons |
 //! | `error` | any tool | `{"tool", "kind", "message"}`: this record failed; later tools pass it on untouched |

@@ -1,7 +1,8 @@
 //! `attach-sig` end to end against the real local registry: cosign's exact bytes (golden files
 //! from cosign 2.5.0), identical re-attach, eight concurrent writers, `--signature-repo`,
 //! `--dry-run`, refusals, ECR immutable tags through moto, and skopeo 1.18 verifying a
-//! signature made in the test with a fresh P-256 key.
+//! signature made in the test with a fresh P-256 key; cosign v3 bundles (`payload_type`): eight
+//! concurrent writers to one tag-schema fallback index lose no referrer.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -362,6 +363,108 @@ fn eight_concurrent_writers_lose_nothing() {
         );
     }
     eprintln!("most write rounds one writer needed: {rounds_needed}");
+}
+
+/// Eight attach-sig processes push a bundle each for one image at once, five times over: the
+/// fallback index `sha256-<hex>` (the registry has no referrers API) lists all eight referrer
+/// manifests, once each, and each names its own bundle.
+#[test]
+fn eight_concurrent_bundle_writers_lose_no_referrer() {
+    let reg = &env().registry;
+    let repo = unique("att-bundle-race");
+    for rep in 0..5 {
+        let tag = format!("r{rep}");
+        let digest = push_image(
+            &format!("{reg}/{repo}:{tag}"),
+            &format!("bundle race {rep}"),
+        );
+        let rec = resolve(&format!("{reg}/{repo}:{tag}"));
+        let inputs: Vec<String> = (0..8)
+            .map(|w| {
+                let out = run_ok(
+                    tool("payload-for").args(["--format", "bundle", "-a", &format!("writer={w}")]),
+                    format!("{rec}\n").as_bytes(),
+                );
+                let mut r: Value = serde_json::from_str(out.trim()).unwrap();
+                assert_eq!(r["payload_type"], "application/vnd.in-toto+json");
+                r["signature"] = b64(format!("signature of writer {w}").as_bytes()).into();
+                format!("{r}\n")
+            })
+            .collect();
+        let children: Vec<Child> = inputs
+            .iter()
+            .map(|_| {
+                tool("attach-sig")
+                    .env_remove("COSIGN_REPOSITORY")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut running = Vec::new();
+        for (mut child, input) in children.into_iter().zip(inputs) {
+            let mut stdin = child.stdin.take().unwrap();
+            running.push((
+                child,
+                std::thread::spawn(move || {
+                    use std::io::Write;
+                    stdin.write_all(input.as_bytes()).unwrap();
+                }),
+            ));
+        }
+        let mut pushed = Vec::new();
+        for (child, writer) in running {
+            writer.join().unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "rep {rep}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let a = &records(&out.stdout)[0]["attached"];
+            assert_eq!(a["format"], "bundle", "{a}");
+            assert_eq!(a["referrers"], "tag", "{a}");
+            pushed.push(a["manifest_digest"].as_str().unwrap().to_string());
+        }
+        let index = run_ok(
+            Command::new("curl").args([
+                "-s",
+                "-f",
+                "-H",
+                "Accept: application/vnd.oci.image.index.v1+json",
+                &format!(
+                    "http://{reg}/v2/{repo}/manifests/{}",
+                    digest.replace(':', "-")
+                ),
+            ]),
+            b"",
+        );
+        let index: Value = serde_json::from_str(&index).unwrap();
+        let mut listed: Vec<String> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["digest"].as_str().unwrap().to_string())
+            .collect();
+        listed.sort();
+        pushed.sort();
+        pushed.dedup();
+        assert_eq!(pushed.len(), 8, "rep {rep}: eight distinct referrers");
+        assert_eq!(
+            listed, pushed,
+            "rep {rep}: every writer's referrer is listed, once"
+        );
+        for d in &listed {
+            let m: Value = serde_json::from_slice(&raw_manifest(reg, &repo, d).unwrap()).unwrap();
+            assert_eq!(m["subject"]["digest"], digest.as_str());
+            assert_eq!(
+                m["artifactType"],
+                "application/vnd.dev.sigstore.bundle.v0.3+json"
+            );
+        }
+    }
 }
 
 #[test]

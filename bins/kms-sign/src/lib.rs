@@ -13,6 +13,11 @@
 //! | `algorithm` | KMS name: `ECDSA_SHA_256`, `ECDSA_SHA_384`, `RSASSA_PKCS1_V1_5_SHA_256`, `RSASSA_PSS_SHA_256`, … |
 //! | `kms` | KMS keys only: `key_arn`, `request_id` (CloudTrail `requestID`), `time` (RFC 3339 UTC) |
 //!
+//! A record with `payload_type` (from `payload-for --format bundle`) carries an in-toto
+//! statement instead: it must be `application/vnd.in-toto+json`, a statement whose subjects
+//! include the record's `digest`, and what is signed is its DSSE pre-authentication encoding
+//! (`DSSEv1 <len> <type> <len> <statement>`), as cosign v3 signs a bundle.
+//!
 //! Every signature is verified with the key's public key before the record leaves; one that
 //! does not verify becomes an error (`self_check_failed`), never a signed-looking record.
 //!
@@ -41,6 +46,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use clap::Parser;
 use serde_json::{json, Value};
+use sigtrail::bundle;
 use sigtrail::crypto::{Algorithm, PassphraseSource, PrivateKey, PublicKey};
 use sigtrail::harness::{Common, Done, Tool};
 use sigtrail::kms::{self, KmsKey};
@@ -258,7 +264,7 @@ impl Tool for KmsSign {
     }
 }
 
-/// The payload bytes to sign, after every refusal check.
+/// The bytes to sign (the payload, or the DSSE PAE of a statement), after every refusal check.
 fn payload_bytes(rec: &Record) -> Result<Vec<u8>, Error> {
     let bad = |msg: String| Error::new("bad_payload", msg);
     let encoded =
@@ -286,6 +292,28 @@ fn payload_bytes(rec: &Record) -> Result<Vec<u8>, Error> {
     let bytes = STANDARD
         .decode(encoded)
         .map_err(|e| bad(format!("payload is not standard padded base64: {e}")))?;
+    match rec.get("payload_type") {
+        None => {}
+        Some(Value::String(t)) if t == bundle::IN_TOTO_PAYLOAD_TYPE => {
+            let claims = bundle::parse_statement(&bytes)?;
+            if let Some(digest) = get_str(rec, "digest") {
+                if !claims.digests.iter().any(|d| d == digest) {
+                    return Err(bad(format!(
+                        "the statement signs {:?} but the record's digest is {digest}; remake \
+                         the payload with payload-for --format bundle",
+                        claims.digests
+                    )));
+                }
+            }
+            return Ok(bundle::pae(t, &bytes));
+        }
+        Some(other) => {
+            return Err(bad(format!(
+                "payload_type {other} is not {}: the only DSSE payload kms-sign signs",
+                bundle::IN_TOTO_PAYLOAD_TYPE
+            )))
+        }
+    }
     let payload = Payload::parse(&bytes)?;
     if !is_sha256_digest(&payload.manifest_digest) {
         return Err(bad(format!(

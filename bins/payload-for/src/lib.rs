@@ -4,7 +4,9 @@
 //! Reads records from `digest-of` (it uses `registry` + `repository` for the signed identity,
 //! or parses `image` when those are missing). Writes the same records with `payload`. A record
 //! without a valid `sha256:` digest gets an `error` (kind `no_digest`): a payload is never made
-//! for a tag. A `registry` or `repository` that a reference could not hold (control characters,
+//! for a tag. With `--format bundle` the payload is instead the in-toto statement cosign v3
+//! signs (annotations in its subject), and `payload_type` says so for kms-sign and attach-sig.
+//! A `registry` or `repository` that a reference could not hold (control characters,
 //! `..` segments, uppercase, a bad host or port) gets an error of kind `bad_reference`.
 //! Exit status: 0 all records got a payload, 1 some failed, 2 bad flags.
 
@@ -48,7 +50,13 @@ them. Unlike cosign's -a, a value may contain commas and '=' (only the first '='
 Examples:
   digest-of registry.example/app:v1 | payload-for -a git_sha=$(git rev-parse HEAD)
   digest-of $ECR/app:v1 | payload-for --github | kms-sign --key awskms:///alias/cosign | attach-sig
-  payload-for < records.jsonl | jq -r .payload | base64 -d     # the bytes that get signed"
+  payload-for < records.jsonl | jq -r .payload | base64 -d     # the bytes that get signed
+  ... | payload-for --format bundle | kms-sign --key K | attach-sig   # a cosign v3 bundle referrer
+
+--format bundle makes the in-toto statement cosign 3 signs (predicate
+https://sigstore.dev/cosign/sign/v1, annotations in subject[0].annotations) and sets
+payload_type; kms-sign then signs its DSSE PAE and attach-sig pushes a Sigstore bundle as an
+OCI 1.1 referrer, which `cosign verify --insecure-ignore-tlog` reads by default."
 )]
 pub struct Args {
     #[command(flatten)]
@@ -59,11 +67,25 @@ pub struct Args {
     /// Add the GitHub Actions context (commit, run id and attempt, workflow, repository, ref, actor)
     #[arg(long)]
     pub github: bool,
+    /// What to sign: cosign's simple-signing payload (legacy `.sig`), or the in-toto statement
+    /// of a cosign v3 bundle
+    #[arg(long, value_enum, default_value_t = Format::Simple)]
+    pub format: Format,
+}
+
+/// The signature format a payload is made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// cosign simple signing, attached as a `.sig` manifest
+    Simple,
+    /// an in-toto statement in a DSSE envelope, attached as a Sigstore bundle referrer
+    Bundle,
 }
 
 /// The tool: fixed annotations, applied to every record.
 pub struct PayloadFor {
     annotations: BTreeMap<String, String>,
+    format: Format,
 }
 
 /// Builds the tool from flags; a malformed `-a` or a missing GitHub variable is a usage error.
@@ -85,7 +107,10 @@ pub async fn build(args: Args) -> anyhow::Result<PayloadFor> {
             annotations.insert(key.to_string(), value);
         }
     }
-    Ok(PayloadFor { annotations })
+    Ok(PayloadFor {
+        annotations,
+        format: args.format,
+    })
 }
 
 impl Tool for PayloadFor {
@@ -106,9 +131,23 @@ impl Tool for PayloadFor {
             ));
         }
         let identity = identity(rec)?;
-        let payload = Payload::new(&identity, digest, &self.annotations);
-        let encoded = base64::engine::general_purpose::STANDARD.encode(payload.to_bytes());
+        let bytes = match self.format {
+            Format::Simple => Payload::new(&identity, digest, &self.annotations).to_bytes(),
+            Format::Bundle => sigtrail::bundle::statement(digest, &self.annotations),
+        };
+        let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
         rec.insert("payload".into(), Value::String(encoded));
+        match self.format {
+            Format::Simple => {
+                rec.remove("payload_type");
+            }
+            Format::Bundle => {
+                rec.insert(
+                    "payload_type".into(),
+                    sigtrail::bundle::IN_TOTO_PAYLOAD_TYPE.into(),
+                );
+            }
+        }
         Ok(Done::ok())
     }
 }
