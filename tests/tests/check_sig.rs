@@ -342,8 +342,11 @@ fn cosign_output_and_exit_codes() {
     assert!(stderr.contains("  - The signatures were verified against the specified public key"));
 
     assert_eq!(cosign(&good, &unsigned, &[]).status.code(), Some(10));
+    // cosign 3.1.1: a digest nobody pushed has no signatures (10); a missing tag is 11
     let missing = format!("{}/{repo}@sha256:{}", env().registry, "3".repeat(64));
-    assert_eq!(cosign(&good, &missing, &[]).status.code(), Some(11));
+    assert_eq!(cosign(&good, &missing, &[]).status.code(), Some(10));
+    let missing_tag = format!("{}/{repo}:no-such-tag", env().registry);
+    assert_eq!(cosign(&good, &missing_tag, &[]).status.code(), Some(11));
     let wrong_key = cosign(&other, &at, &[]);
     assert_eq!(wrong_key.status.code(), Some(12));
     assert!(String::from_utf8_lossy(&wrong_key.stderr).contains("Error: no matching signatures"));

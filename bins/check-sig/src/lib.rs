@@ -168,7 +168,7 @@ pub fn main() -> ExitCode {
 }
 
 /// `--output cosign`: one image, cosign's stdout, stderr and exit codes.
-fn cosign_main(args: Args) -> ExitCode {
+fn cosign_main(mut args: Args) -> ExitCode {
     let fail = |msg: String, code: u8| {
         eprintln!("Error: {msg}");
         ExitCode::from(code)
@@ -187,6 +187,10 @@ fn cosign_main(args: Args) -> ExitCode {
         Err(e) => return fail(format!("cannot start the async runtime: {e}"), 1),
     };
     let offline = args.offline;
+    if args.bundles != BundleLookup::Never {
+        // cosign 3.1.1 reads bundles first: to answer as it does, always look.
+        args.bundles = BundleLookup::Always;
+    }
     let tool = match runtime.block_on(build(args)) {
         Ok(tool) => tool,
         Err(e) => return fail(format!("{e:#}"), harness::exit::USAGE),
@@ -203,20 +207,45 @@ fn cosign_main(args: Args) -> ExitCode {
         .find_map(|f| sigtrail::record::get_str(&record, f))
         .unwrap_or("image")
         .to_string();
-    match verification.failure {
-        None => {
-            eprint!("{}", cosign_output::header(&label, &tool.policy));
-            let mut out = std::io::stdout().lock();
-            let _ = out
-                .write_all(cosign_output::stdout(&verification).as_bytes())
-                .and_then(|_| out.flush());
-            ExitCode::SUCCESS
-        }
-        Some(f) => fail(
-            verification.reason.unwrap_or_else(|| f.as_str().into()),
-            f.cosign_exit_code(),
-        ),
+    // With bundles, cosign 3.1.1 judges by them alone (see cosign_output's doc).
+    let bundles = !verification.bundles.is_empty();
+    let bundle_verified = verification
+        .signatures
+        .iter()
+        .any(|s| s.verified && s.bundle_manifest.is_some());
+    let ok = if bundles {
+        bundle_verified
+    } else {
+        verification.failure.is_none()
+    };
+    if ok {
+        eprint!("{}", cosign_output::header(&label, &tool.policy, bundles));
+        let mut out = std::io::stdout().lock();
+        let _ = out
+            .write_all(cosign_output::stdout(&verification, bundles).as_bytes())
+            .and_then(|_| out.flush());
+        return ExitCode::SUCCESS;
     }
+    if bundles {
+        let why = verification
+            .signatures
+            .iter()
+            .filter(|s| s.bundle_manifest.is_some())
+            .find_map(|s| s.reason.clone())
+            .unwrap_or_else(|| "no bundle verified".into());
+        return fail(format!("no matching attestations: {why}"), 1);
+    }
+    let f = verification
+        .failure
+        .unwrap_or(sigtrail::verify::Failure::NoMatchingSignatures);
+    if f == sigtrail::verify::Failure::ImageNotFound && label.contains("@sha256:") {
+        // cosign 3.1.1 never checks that a digest exists: it finds no signatures for it.
+        return fail("no signatures found".into(), 10);
+    }
+    fail(
+        verification.reason.unwrap_or_else(|| f.as_str().into()),
+        f.cosign_exit_code(),
+    )
 }
 
 /// The one image of `--output cosign`: a positional argument or a single stdin line.

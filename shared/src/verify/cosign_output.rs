@@ -7,6 +7,15 @@
 //! `{"critical":{"identity":{"docker-reference":R},"image":{"docker-manifest-digest":D},"type":T},"optional":O}`.
 //! Its exit status on failure is 10 (no signatures), 11 (image not found) or 12 (no matching
 //! signatures); see [`super::Failure::cosign_exit_code`].
+//!
+//! cosign 3.1.1 (default `--new-bundle-format`) looks for bundle referrers first: when it finds
+//! any, only they count (a `.sig` beside them is not read), a failure is `no matching
+//! attestations: ...` with exit status 1, the header has one more line (`Existence of the claims
+//! in the transparency log was verified offline`, printed even with `--insecure-ignore-tlog`),
+//! and the printed claim is `{"critical":{"identity":{"docker-reference":<the reference as
+//! given>},"image":...,"type":"https://sigstore.dev/cosign/sign/v1"},"optional":<annotations,
+//! {} when none>}`. Without bundles it verifies the `.sig` as cosign v2 did. Observed by running
+//! it (see `tests/tests/cosign_v3.rs`).
 
 use serde_json::{Map, Number, Value};
 
@@ -16,8 +25,9 @@ use crate::payload::Payload;
 /// cosign's warning for `--insecure-ignore-tlog`, printed first on stderr.
 pub const IGNORE_TLOG_WARNING: &str = "WARNING: Skipping tlog verification is an insecure practice that lacks transparency and auditability verification for the signature.";
 
-/// The stderr header cosign prints after a successful verification of `image`.
-pub fn header(image: &str, policy: &Policy) -> String {
+/// The stderr header cosign prints after a successful verification of `image` (`bundles`: it
+/// verified bundles).
+pub fn header(image: &str, policy: &Policy, bundles: bool) -> String {
     let mut s = format!(
         "\nVerification for {image} --\nThe following checks were performed on each of these signatures:\n"
     );
@@ -25,16 +35,20 @@ pub fn header(image: &str, policy: &Policy) -> String {
         s.push_str("  - The specified annotations were verified.\n");
     }
     s.push_str("  - The cosign claims were validated\n");
+    if bundles {
+        s.push_str("  - Existence of the claims in the transparency log was verified offline\n");
+    }
     s.push_str("  - The signatures were verified against the specified public key\n");
     s
 }
 
-/// The stdout of a successful `cosign verify`: `\n[payload,...]\n`.
-pub fn stdout(verification: &Verification) -> String {
+/// The stdout of a successful `cosign verify`: `\n[payload,...]\n` (`bundles`: of the verified
+/// bundles only, else of the verified `.sig` layers).
+pub fn stdout(verification: &Verification, bundles: bool) -> String {
     let items: Vec<String> = verification
         .signatures
         .iter()
-        .filter(|s| s.verified)
+        .filter(|s| s.verified && s.bundle_manifest.is_some() == bundles)
         .filter_map(|s| s.payload.as_ref())
         .map(|p| {
             let go = Payload {
@@ -91,11 +105,16 @@ mod tests {
     #[test]
     fn header_names_the_checks() {
         let mut policy = Policy::default();
-        let h = header("reg/app@sha256:00", &policy);
+        let h = header("reg/app@sha256:00", &policy, false);
         assert!(h.starts_with("\nVerification for reg/app@sha256:00 --\n"));
         assert!(!h.contains("annotations"));
+        assert!(!h.contains("transparency log"));
         policy.annotations.insert("a".into(), "b".into());
-        assert!(header("x", &policy)
+        assert!(header("x", &policy, false)
             .contains("  - The specified annotations were verified.\n  - The cosign claims"));
+        assert!(header("x", &policy, true).contains(
+            "  - The cosign claims were validated\n  - Existence of the claims in the \
+             transparency log was verified offline\n  - The signatures"
+        ));
     }
 }
