@@ -16,6 +16,7 @@
 //! | `SIGTRAIL_SKOPEO` | skopeo 1.18 (sigstore enabled) |
 //! | `SIGTRAIL_SKOPEO_REGISTRIES_D` | `--registries.d` turning on sigstore attachments for both registries |
 //! | `SIGTRAIL_SKOPEO_POLICY_ACCEPT` | a `--policy` accepting anything (for pushing) |
+//! | `SIGTRAIL_COSIGN` | cosign 3.1.1 (Debian sid's, through sid's glibc loader) |
 //! | `SIGTRAIL_SRS_VERIFY`, `SIGTRAIL_SRS_SIGN` | the sigstore-rs 0.15 harness |
 //! | `SIGTRAIL_PYTHON` | the venv's python (boto3, cryptography, pynacl) |
 //! | `SIGTRAIL_SCRIPTS` | the repository's `scripts/` |
@@ -58,6 +59,7 @@ pub struct Env {
     pub skopeo: PathBuf,
     pub skopeo_registries_d: PathBuf,
     pub skopeo_policy_accept: PathBuf,
+    pub cosign: PathBuf,
     pub srs_verify: PathBuf,
     pub srs_sign: PathBuf,
     pub python: PathBuf,
@@ -78,6 +80,7 @@ pub fn env() -> &'static Env {
         skopeo: var("SIGTRAIL_SKOPEO").into(),
         skopeo_registries_d: var("SIGTRAIL_SKOPEO_REGISTRIES_D").into(),
         skopeo_policy_accept: var("SIGTRAIL_SKOPEO_POLICY_ACCEPT").into(),
+        cosign: var("SIGTRAIL_COSIGN").into(),
         srs_verify: var("SIGTRAIL_SRS_VERIFY").into(),
         srs_sign: var("SIGTRAIL_SRS_SIGN").into(),
         python: var("SIGTRAIL_PYTHON").into(),
@@ -308,6 +311,7 @@ pub fn kms_calls(key_id: &str) -> std::collections::BTreeMap<String, usize> {
 }
 
 pub mod check_sig;
+pub mod cosign;
 pub mod faults;
 pub mod hostile;
 pub mod interop;
