@@ -485,5 +485,16 @@ mod tests {
             "base64 of 32 bytes"
         );
         assert_eq!(hint_of_key_id("zz"), None);
+        let pem = std::fs::read(format!(
+            "{}/tests/data/cosign-v3/cosign.pub",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let key_id = crate::crypto::PublicKey::from_pem(&pem).unwrap().key_id();
+        assert_eq!(
+            hint_of_key_id(&key_id).as_deref(),
+            hint.as_str(),
+            "the hint cosign 3.1.1 wrote for its key"
+        );
     }
 }
