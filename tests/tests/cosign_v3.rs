@@ -602,6 +602,22 @@ fn sigtrail_bundle_to_cosign(kind: Kind) {
     let im = Images::push(&format!("cosign-v3-sigtrail-bundle-{}", kind.name()));
     let rec = sigtrail_sign_bundle(&im.signed, &signer);
 
+    // The record itself verifies offline (its statement against the DSSE PAE signature); with
+    // another payload type it is refused.
+    let (out, _) = check_sig(
+        &["--offline", "--key", &signer.pem()],
+        std::slice::from_ref(&rec),
+    );
+    assert_eq!(out[0]["verification"]["verified"], true, "{}", out[0]);
+    assert_eq!(
+        out[0]["verification"]["signatures"][0]["claims"]["type"],
+        SIGN_PREDICATE
+    );
+    let mut retyped = rec.clone();
+    retyped["payload_type"] = "application/vnd.in-toto+json; x".into();
+    let (out, _) = check_sig(&["--offline", "--key", &signer.pem()], &[retyped]);
+    assert_eq!(out[0]["verification"]["verified"], false, "{}", out[0]);
+
     // What was pushed, beside what cosign writes: the hint, no tlog entries, no .sig tag.
     let (_, list) = referrers(&im.repo, &im.digest);
     assert_eq!(list.len(), 1);

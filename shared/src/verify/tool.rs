@@ -43,7 +43,8 @@ impl CheckSig {
         }
     }
 
-    /// `--offline`: the record's own `payload` and `signature` against its `digest`.
+    /// `--offline`: the record's own `payload` and `signature` against its `digest` (with
+    /// `payload_type`, an in-toto statement signed over its DSSE PAE).
     fn verify_offline(&self, record: &Record, subject: &Subject) -> Result<Verification> {
         let payload = field(record, "payload")?;
         let signature = field(record, "signature")?;
@@ -60,6 +61,29 @@ impl CheckSig {
                     "the record has a signature but no payload: give both, as kms-sign writes them",
                 )),
             };
+        if let Some(payload_type) = field(record, "payload_type")? {
+            // A statement signed over its DSSE PAE (payload-for --format bundle | kms-sign):
+            // checked as the bundle attach-sig would push.
+            let bundle = serde_json::json!({
+                "mediaType": super::bundle::BUNDLE_MEDIA_TYPE,
+                "dsseEnvelope": {"payload": payload, "payloadType": payload_type,
+                                 "signatures": [{"sig": signature}]},
+            });
+            let layer = SignatureLayer {
+                media_type: super::bundle::BUNDLE_MEDIA_TYPE.into(),
+                payload: Some(serde_json::to_vec(&bundle).expect("JSON serializes")),
+                ..SignatureLayer::default()
+            };
+            let name = ["ref", "image"]
+                .iter()
+                .find_map(|f| crate::record::get_str(record, f))
+                .unwrap_or(&subject.digest)
+                .to_string();
+            let r = super::bundle::verify_bundle(&layer, subject, &self.keys, &self.policy, &name);
+            let mut v = super::decide(vec![r], &self.policy);
+            v.source = Source::Record;
+            return Ok(v);
+        }
         let payload = decode_base64_strict(payload).map_err(|e| {
             Error::new(
                 "bad_record",
