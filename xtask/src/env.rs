@@ -51,17 +51,21 @@ struct Service {
 pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
     if dir.join("pids").exists() {
         if status(dir)? {
-            step(&format!("env: already up in {}", dir.display()));
             let json = fs::read_to_string(dir.join("env.json"))?;
             let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json)?;
-            let vars = map
-                .into_iter()
-                .map(|(k, v)| (k, v.as_str().unwrap_or("").to_string()))
-                .collect();
-            return Ok(Env {
-                dir: dir.to_path_buf(),
-                vars,
-            });
+            // An environment started by an older xtask lacks newer contract variables: restart.
+            if map.contains_key("SIGTRAIL_COSIGN") {
+                step(&format!("env: already up in {}", dir.display()));
+                let vars = map
+                    .into_iter()
+                    .map(|(k, v)| (k, v.as_str().unwrap_or("").to_string()))
+                    .collect();
+                return Ok(Env {
+                    dir: dir.to_path_buf(),
+                    vars,
+                });
+            }
+            step("env: up, but started by an older xtask (no SIGTRAIL_COSIGN): restarting");
         }
         down(dir)?;
     }
