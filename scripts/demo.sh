@@ -228,6 +228,15 @@ done
 [ "$(jq -r '.["sample-app-1:v1.0-patched"]' <<< "$verdicts")" != trusted ] ||
   die "sample-app-1:v1.0-patched is trusted"
 [ $rc = 1 ] || die "trail-for exited with $rc, expected 1 (some images are not trusted)"
+# The ambiguous case: the demo's CloudTrail names no request id in its pushes, and the batch's
+# Sign calls all come before its pushes, so each push could be any of them. The verdict holds
+# for every candidate: all before the leak for v1.1, one after it for v1.2.
+echo "   ambiguity: CloudTrail's Sign names no digest; the verdict is the worst case over every candidate Sign:"
+jq -r 'select(.tag == "v1.1" or .tag == "v1.2") | .trail.signatures[]? | select(.signed_at == null)
+  | "     \(.verdict): signed between \(.signed_after) and \(.signed_before) (\(.evidence.candidates) candidate Signs, compromise: \(.compromise))"' \
+  "$out/trail.jsonl"
+[ "$(jq -r 'select(.tag == "v1.1") | .trail.signatures[0].evidence.candidates' "$out/trail.jsonl")" -gt 1 ] ||
+  die "the demo's ambiguous case is gone: v1.1's signature has one candidate Sign"
 
 say "demo done"
 echo "   trusted: sample-app-1:v1.0, sample-app-1:v1.1, sample-app-2:v1.0 (signed by the release before the leak)"

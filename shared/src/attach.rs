@@ -36,7 +36,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::bundle;
-use crate::cosign::{signature_tag, Descriptor, SignatureManifest};
+use crate::cosign::{signature_tag, Descriptor, SignatureManifest, KMS_REQUEST_ID_ANNOTATION};
 use crate::error::Error;
 use crate::payload::{Payload, MAX_PAYLOAD_BYTES};
 use crate::record::{get_str, Record};
@@ -76,6 +76,8 @@ struct Request {
     digest: String,
     payload: Vec<u8>,
     signature: String,
+    /// Layer annotations beside the signature: the `Sign` request id (`kms.request_id`).
+    annotations: BTreeMap<String, String>,
 }
 
 fn strict_b64(field: &str, s: &str, max: usize) -> Result<Vec<u8>, Error> {
@@ -171,11 +173,30 @@ impl Attacher {
         if sig.is_empty() {
             return Err(Error::new("bad_base64", "`signature` is empty"));
         }
+        let mut annotations = BTreeMap::new();
+        if let Some(id) = record
+            .get("kms")
+            .and_then(|k| k.get("request_id"))
+            .and_then(Value::as_str)
+        {
+            // KMS request ids are UUIDs; anything else is not one to carry.
+            let plausible = !id.is_empty()
+                && id.len() <= 128
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !plausible {
+                return Err(Error::new(
+                    "bad_record",
+                    format!("`kms.request_id` {id:?} is not a KMS request id"),
+                ));
+            }
+            annotations.insert(KMS_REQUEST_ID_ANNOTATION.to_string(), id.to_string());
+        }
         Ok(Request {
             image: image_of(record, digest)?,
             digest: digest.to_string(),
             payload,
             signature: signature.to_string(),
+            annotations,
         })
     }
 
@@ -195,7 +216,7 @@ impl Attacher {
         };
         let tag = signature_tag(&req.digest)?;
         let target = sig_repo.with_tag(&tag);
-        let layer = Descriptor::signature_layer(&req.payload, &req.signature, &BTreeMap::new());
+        let layer = Descriptor::signature_layer(&req.payload, &req.signature, &req.annotations);
 
         // The image must exist: a signature for nothing is a mistake.
         if self.registry.head_manifest(&req.image).await?.is_none() {

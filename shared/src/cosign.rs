@@ -35,6 +35,10 @@ pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesi
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// Layer annotation with an RFC 3161 timestamp over the signature.
 pub const RFC3161_ANNOTATION: &str = "dev.sigstore.cosign/rfc3161timestamp";
+/// Layer annotation `attach-sig` adds: the request id of the KMS `Sign` that made the signature
+/// (`kms.request_id`), so an audit from the registry can name the exact CloudTrail event. cosign,
+/// skopeo and sigstore-rs ignore layer annotations they do not know.
+pub const KMS_REQUEST_ID_ANNOTATION: &str = "dev.sigtrail/kms-request-id";
 /// Media type of the signature manifest's config blob.
 pub const OCI_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 /// Most layers read from (or written to) one signature manifest.

@@ -102,6 +102,17 @@ pub trait Tool: Send + Sync + 'static {
     fn generate(&self) -> impl Future<Output = Result<Option<Vec<Record>>, Error>> + Send {
         async { Ok(None) }
     }
+
+    /// Whether the tool must see every input record before it processes the first one
+    /// (`trail-for`, which loads the audit trail once, keeping only what those records can
+    /// use). Input is then read to its end first, and given to [`Tool::prepare`].
+    const READS_ALL_INPUT: bool = false;
+
+    /// With [`Tool::READS_ALL_INPUT`]: every record selected for [`Tool::process`], once,
+    /// before any is processed.
+    fn prepare(&self, _records: &[Record]) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// How one run behaves (from [`Common`]).
@@ -259,7 +270,15 @@ pub fn run<T: Tool>(
     } else {
         None
     };
-    let worker = runtime.spawn(write_outcomes(tool, rx, jobs, output, progress.clone()));
+    let worker = runtime.spawn(write_outcomes(
+        tool.clone(),
+        rx,
+        jobs,
+        output,
+        progress.clone(),
+    ));
+    // With READS_ALL_INPUT, items wait here until the input has ended.
+    let mut held: Vec<Item> = Vec::new();
 
     let mut buf = Vec::new();
     loop {
@@ -302,8 +321,28 @@ pub fn run<T: Tool>(
                 Err((rec, msg)) => fail_item(rec, &Error::new("bad_record", msg), T::NAME),
             }
         };
+        if T::READS_ALL_INPUT {
+            held.push(item);
+            continue;
+        }
         if tx.blocking_send(item).is_err() {
             break; // the worker stopped: output is closed
+        }
+    }
+    if T::READS_ALL_INPUT {
+        let selected: Vec<Record> = held
+            .iter()
+            .filter_map(|i| match i {
+                Item::Work(rec) => Some(rec.clone()),
+                _ => None,
+            })
+            .collect();
+        runtime.block_on(tool.prepare(&selected));
+        drop(selected);
+        for item in held {
+            if tx.blocking_send(item).is_err() {
+                break;
+            }
         }
     }
     drop(tx);

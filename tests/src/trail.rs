@@ -441,6 +441,16 @@ pub fn payload(reference: &str, digest: &str, annotations: &[(&str, &str)]) -> V
 
 /// A cosign signature manifest with one layer per (payload, base64 signature).
 pub fn signature_manifest(layers: &[(Vec<u8>, String)]) -> String {
+    let layers: Vec<(Vec<u8>, String, Option<String>)> = layers
+        .iter()
+        .map(|(p, s)| (p.clone(), s.clone(), None))
+        .collect();
+    signature_manifest_with_ids(&layers)
+}
+
+/// A signature manifest as `attach-sig` writes it: each layer may carry the KMS `Sign` request
+/// id in its `dev.sigtrail/kms-request-id` annotation.
+pub fn signature_manifest_with_ids(layers: &[(Vec<u8>, String, Option<String>)]) -> String {
     let d = |b: &[u8]| format!("sha256:{}", hex::encode(Sha256::digest(b)));
     let config = json!({
         "architecture": "", "created": "0001-01-01T00:00:00Z",
@@ -453,12 +463,18 @@ pub fn signature_manifest(layers: &[(Vec<u8>, String)]) -> String {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": config.len(), "digest": d(config.as_bytes())},
-        "layers": layers.iter().map(|(p, sig)| json!({
-            "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
-            "size": p.len(),
-            "digest": d(p),
-            "annotations": {"dev.cosignproject.cosign/signature": sig}
-        })).collect::<Vec<_>>()
+        "layers": layers.iter().map(|(p, sig, id)| {
+            let mut annotations = json!({"dev.cosignproject.cosign/signature": sig});
+            if let Some(id) = id {
+                annotations["dev.sigtrail/kms-request-id"] = id.clone().into();
+            }
+            json!({
+                "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                "size": p.len(),
+                "digest": d(p),
+                "annotations": annotations
+            })
+        }).collect::<Vec<_>>()
     })
     .to_string()
 }

@@ -16,8 +16,9 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{json, Value};
 use sigtrail_tests::trail::{
-    image_manifest, noise, payload, sha256, sig_tag, signature_manifest, write_gz, write_log_files,
-    Aws, Call, Session, Trail, ACCOUNT, ECR_HOST, REGION,
+    image_manifest, noise, payload, sha256, sig_tag, signature_manifest,
+    signature_manifest_with_ids, write_gz, write_log_files, Aws, Call, Session, Trail, ACCOUNT,
+    ECR_HOST, REGION,
 };
 use sigtrail_tests::{kms_create_key, run, tool, unique, LookupEvents};
 
@@ -88,7 +89,8 @@ impl Run {
 }
 
 /// Signs one more layer onto the image's `.sig` tag: KMS Sign of sha256(payload), then the
-/// PutImage of the manifest with every layer so far (cosign appends).
+/// PutImage of the manifest with every layer so far (cosign appends), each layer carrying its
+/// Sign request id as attach-sig writes it.
 fn sign_and_push(aws: &mut Aws, run: &mut Run, session: &Session, annotation: &str) {
     let reference = format!("{ECR_HOST}/{}", run.repo);
     let p = payload(
@@ -104,20 +106,21 @@ fn sign_and_push(aws: &mut Aws, run: &mut Run, session: &Session, annotation: &s
     let sig = sign.answer["signature"].as_str().unwrap().to_string();
     run.payloads.push(p);
     run.signatures.push(sig);
-    let layers: Vec<(Vec<u8>, String)> = run
+    run.signs.push(sign);
+    let layers: Vec<(Vec<u8>, String, Option<String>)> = run
         .payloads
         .iter()
-        .cloned()
-        .zip(run.signatures.iter().cloned())
+        .zip(&run.signatures)
+        .zip(&run.signs)
+        .map(|((p, s), c)| (p.clone(), s.clone(), Some(c.request_id.clone())))
         .collect();
     let push = run.trail.put_image(
         aws,
         session,
         &run.repo,
         &sig_tag(&run.digest),
-        &signature_manifest(&layers),
+        &signature_manifest_with_ids(&layers),
     );
-    run.signs.push(sign);
     run.sig_pushes.push(push);
 }
 
@@ -653,4 +656,205 @@ fn a_100k_record_trail_finds_the_signing_events_and_a_gap_leaves_nothing_trusted
     let (recs, o) = usage(&args);
     assert_eq!(recs.len(), 2, "{recs:#?}");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// The release session signs three images after one extra `Sign` whose signature was never
+/// pushed; after the compromise the same session signs a fourth. Audited from the registry
+/// (check-sig's records: no `kms.request_id`), the fourth image must not come out `trusted`
+/// (the old earliest-first pairing gave it the third image's `Sign`), the first three stay
+/// trusted; with request ids carried in the signatures every `signed_at` is exact.
+#[test]
+fn an_extra_sign_in_the_release_session_cannot_make_a_post_compromise_image_trusted() {
+    for carry_request_ids in [false, true] {
+        let mut aws = Aws::start();
+        let alias = unique("alias/trail-extra");
+        let key = kms_create_key("ECC_NIST_P256", &alias);
+        let repo = unique("trail-extra");
+        let mut trail = Trail::default();
+        let role = format!("arn:aws:iam::{ACCOUNT}:role/{}", unique("release"));
+        let (session, _) = trail.assume(&mut aws, &role, SUBJECT);
+        let digests: Vec<String> = (0..4)
+            .map(|n| {
+                let m = image_manifest(&unique("content"));
+                let push = trail.put_image(&mut aws, &session, &repo, &format!("v{n}"), &m);
+                push.answer["digest"].as_str().unwrap().to_string()
+            })
+            .collect();
+        let reference = format!("{ECR_HOST}/{repo}");
+        // The discarded run: a Sign whose signature is never pushed.
+        let extra = trail.sign(
+            &mut aws,
+            &session,
+            &key,
+            &sha256(&payload(&reference, &digests[0], &[("run", "discarded")])),
+        );
+        let mut signs = Vec::new();
+        let mut sign_and_push = |trail: &mut Trail, aws: &mut Aws, n: usize| {
+            let p = payload(&reference, &digests[n], &[]);
+            let sign = trail.sign(aws, &session, &key, &sha256(&p));
+            let sig = sign.answer["signature"].as_str().unwrap().to_string();
+            let id = carry_request_ids.then(|| sign.request_id.clone());
+            trail.put_image(
+                aws,
+                &session,
+                &repo,
+                &sig_tag(&digests[n]),
+                &signature_manifest_with_ids(&[(p, sig, id)]),
+            );
+            signs.push(sign);
+        };
+        next_second();
+        for n in 0..3 {
+            sign_and_push(&mut trail, &mut aws, n);
+        }
+        let compromise = next_second();
+        sign_and_push(&mut trail, &mut aws, 3);
+        assert!(signs[2].time < compromise && compromise < signs[3].time);
+
+        let dir = tempfile::tempdir().unwrap();
+        trail.write(dir.path());
+        let input: Vec<String> = digests
+            .iter()
+            .map(|d| {
+                json!({"registry": ECR_HOST, "repository": repo, "digest": d,
+                       "verification": {"verified": true, "signatures": [{"verified": true}]}})
+                .to_string()
+            })
+            .collect();
+        let out = run(
+            tool("trail-for").args([
+                "--cloudtrail",
+                dir.path().to_str().unwrap(),
+                "--key",
+                &key,
+                "--compromised-at",
+                &compromise,
+            ]),
+            format!("{}\n", input.join("\n")).as_bytes(),
+        );
+        let recs = records(&out);
+        let what = format!("request ids carried: {carry_request_ids}");
+        assert_eq!(recs.len(), 4, "{what}: {}", stderr(&out));
+        for (n, r) in recs.iter().enumerate() {
+            let t = &r["trail"];
+            let want = if n < 3 { "trusted" } else { "untrusted" };
+            assert_eq!(t["verdict"], want, "{what}: image {n}: {t:#}");
+            let s = &t["signatures"][0];
+            if carry_request_ids {
+                assert_eq!(s["signed_at"], signs[n].time.as_str(), "{what}: {n}");
+                assert_eq!(s["evidence"]["sign_found_by"], "request_id", "{what}");
+                assert_eq!(
+                    s["evidence"]["sign_request_id"],
+                    signs[n].request_id.as_str()
+                );
+            } else {
+                // Every Sign of the session within the window could be this one's.
+                assert_eq!(s["signed_at"], Value::Null, "{what}: {n}: {s:#}");
+                assert_eq!(s["signed_after"], extra.time.as_str(), "{what}: {n}");
+                assert_eq!(s["evidence"]["candidates"], n + 2, "{what}: {n}");
+            }
+        }
+        let reasons = recs[3]["trail"]["reasons"].to_string();
+        assert!(
+            reasons.contains("after the compromise"),
+            "{what}: {reasons}"
+        );
+        if !carry_request_ids {
+            assert!(
+                reasons.contains("5 KMS Sign events could have made it")
+                    && reasons.contains(&extra.event_id),
+                "{what}: the reasons name the candidates: {reasons}"
+            );
+        }
+        assert_eq!(out.status.code(), Some(1), "{what}");
+    }
+}
+
+/// trail-for keeps only the events the records in hand can use (`sigtrail::trail::interest`):
+/// over the 100,000-record trail, with and without `--key`, for an image record and for
+/// `--key-usage`, and with the trail also in the emulator's S3, the records are the same as
+/// with every event kept (`--keep-all-events`, the hidden switch), field for field.
+#[test]
+fn keeping_only_what_the_records_can_use_changes_no_answer() {
+    let mut aws = Aws::start();
+    let run = signing_run(&mut aws, &unique("alias/trail-g"));
+    let dir = tempfile::tempdir().unwrap();
+    run.trail.write(dir.path());
+    let day = dir
+        .path()
+        .join(format!("AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/2025/11/10"));
+    for f in 0..100 {
+        write_gz(
+            &day.join(format!(
+                "{ACCOUNT}_CloudTrail_{REGION}_20251110T{f:04}Z_noise.json.gz"
+            )),
+            &json!({"Records": noise(1000, f)}),
+        );
+    }
+    let bucket = unique("trail-eq").to_lowercase();
+    run.trail.upload(&mut aws, dir.path(), &bucket);
+    let src = dir.path().to_str().unwrap().to_string();
+    let s3 = format!("s3://{bucket}/AWSLogs/{ACCOUNT}/CloudTrail/");
+    let other = json!({"registry": ECR_HOST, "repository": "svc-44",
+                       "digest": format!("sha256:{:064x}", 5_000_006)});
+    let input = format!("{}\n{}\n", run.image(), other);
+    let both_ways = |args: &[&str], stdin: &str| {
+        let plain = run_tool(args, stdin);
+        let mut all_args = args.to_vec();
+        all_args.push("--keep-all-events");
+        let kept = run_tool(&all_args, stdin);
+        assert_eq!(plain.0, kept.0, "{args:?}: the same records either way");
+        assert_eq!(plain.1, kept.1, "{args:?}: the same exit status");
+        plain
+    };
+    for source in [src.as_str(), s3.as_str()] {
+        let with_key = both_ways(
+            &[
+                "--cloudtrail",
+                source,
+                "--key",
+                &run.key,
+                "--no-describe-images",
+            ],
+            &input,
+        );
+        check_trusted(&with_key.0[0], &run, "filtered");
+        // The noise image's push is found too (an image push of a digest in hand).
+        assert_eq!(with_key.0[1]["trail"]["verdict"], "unexplained");
+        assert!(
+            with_key.0[1]["trail"]["events"]
+                .to_string()
+                .contains("noise-event-5000006"),
+            "{:#}",
+            with_key.0[1]
+        );
+        both_ways(
+            &[
+                "--cloudtrail",
+                source,
+                "--no-describe-images",
+                "--compromised-at",
+                &run.compromise,
+            ],
+            &input,
+        );
+        let usage = both_ways(
+            &[
+                "--key-usage",
+                "--key",
+                &run.key,
+                "--since",
+                "2025-11-01",
+                "--cloudtrail",
+                source,
+            ],
+            "",
+        );
+        assert_eq!(usage.0.len(), 2, "{:#?}", usage.0);
+    }
+}
+
+fn run_tool(args: &[&str], stdin: &str) -> (Vec<Value>, Option<i32>) {
+    let out = run(tool("trail-for").args(args), stdin.as_bytes());
+    (records(&out), out.status.code())
 }

@@ -11,9 +11,14 @@
 //! (a gap: a file, a directory, a source, a record), no image is `trusted`: at best
 //! `unexplained`, with the gap as its first reason.
 //!
+//! Signing times are what the evidence proves: `signed_at` for one candidate `Sign` (or a
+//! request id claim that checks out), else `signed_after` / `signed_before`; the verdict is
+//! the worst case over every candidate (see the rules in `sigtrail::trail::join`).
+//!
 //! With `--key-usage` it reads no input: it emits one record per KMS `Sign` event of the keys
 //! (`kms`: key, request id, time, event id, principal) with the signature push it explains
-//! (`digest`, `trail.signature_push`) or `"orphan": true`; when part of the trail could not be
+//! (`digest`, `trail.signature_push`) or `"orphan": true`, and one per failed `Sign` attempt
+//! (`attempt`: `error_code`, `error_message`; never an orphan); when part of the trail could not be
 //! read, a last record with `trail.gaps` and the error `trail_gap` says the list may be incomplete.
 //!
 //! The evidence rules are documented in `sigtrail::trail::join`.
@@ -47,6 +52,20 @@ EXAMPLES:
   # every use of the key since Monday: orphans are Sign calls no attached signature explains
   trail-for --key-usage --key awskms:///alias/cosign --since 2025-11-10 \\
     --cloudtrail ./cloudtrail-logs --cloudtrail lookup
+
+VERDICTS: the worst case over every explanation the trail allows.
+CloudTrail's Sign event names no digest, so a signature push is tied to a Sign by caller, key
+and time: its candidates are the key's Sign events by the pusher within --window before the
+push; Signs by other callers in that window count too (a signature can be signed by one caller
+and pushed by another). A signature is trusted only if every candidate is before
+--compromised-at and by an --allowed-principal; one candidate at or after it makes it
+untrusted; no candidate leaves it unexplained. With one candidate signed_at is its time; with
+several, signed_after..signed_before spans them and the reasons name them. attach-sig writes the
+Sign request id into the signature (layer annotation dev.sigtrail/kms-request-id): trail-for
+checks that claim (the Sign exists, used the key, by the pusher, within the window, claimed by no
+other signature) and then reports the exact signed_at; a claim that fails leaves the signature
+unexplained. A claim never overrides the other candidates. Failed Sign calls (errorCode) are no
+candidates; --key-usage lists them as attempts, apart from orphans.
 
 SOURCES (--cloudtrail, repeatable):
   s3://BUCKET/PREFIX   the trail's log files (AWSLogs/ACCT/CloudTrail/REGION/YYYY/MM/DD/*.json.gz);
@@ -88,7 +107,8 @@ pub struct Args {
     /// Longest time from a KMS Sign to the push of its signature (e.g. 900s, 15m, 1h)
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
     pub window: Duration,
-    /// Read no images: one record per KMS Sign of --key since --since, orphans flagged (exit 1)
+    /// Read no images: one record per KMS Sign (and failed Sign attempt) of --key since --since,
+    /// orphans flagged (exit 1)
     #[arg(long, requires = "since")]
     pub key_usage: bool,
     /// A git repository in which to look up the commit the payload names
@@ -113,6 +133,10 @@ pub struct Args {
     /// repeatable, added to SIGTRAIL_ECR_ALIASES (comma-separated)
     #[arg(long, value_name = "HOST=ECR_HOST")]
     pub ecr_alias: Vec<String>,
+    /// Keep every event read, not only those the input records can use (for the equivalence
+    /// test: the answers are the same, memory grows with the trail)
+    #[arg(long, hide = true)]
+    pub keep_all_events: bool,
 }
 
 fn parse_date(s: &str) -> Option<NaiveDate> {
@@ -196,6 +220,7 @@ pub async fn build(args: Args) -> Result<TrailFor> {
         compromised_at: args.compromised_at,
         allowed: args.allowed_principal,
         key_usage: args.key_usage,
+        keep_all_events: args.keep_all_events,
         git_dir: args.git_dir,
         timeline: args.timeline,
         signature_repo: args.signature_repo,

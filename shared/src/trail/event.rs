@@ -94,8 +94,22 @@ impl Principal {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Detail {
     Sign(KmsSign),
+    /// A `Sign` call that failed (`errorCode`: throttled, denied, key disabled): it signed
+    /// nothing and explains no signature, but it is an attempt to use the key.
+    FailedSign(FailedSign),
     PutImage(PutImage),
     AssumeRole(AssumeRole),
+}
+
+/// A failed KMS `Sign` call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FailedSign {
+    /// The key and parameters as logged (CloudTrail logs them for failed calls too).
+    pub sign: KmsSign,
+    /// `errorCode`, e.g. `ThrottlingException`, `AccessDenied`, `DisabledException`
+    pub error_code: String,
+    /// `errorMessage`, when logged
+    pub error_message: Option<String>,
 }
 
 /// KMS `Sign` (never carries the digest or the signature).
@@ -130,6 +144,9 @@ pub struct SigLayer {
     pub digest: String,
     /// The `dev.cosignproject.cosign/signature` annotation (base64)
     pub signature: Option<String>,
+    /// The `dev.sigtrail/kms-request-id` annotation `attach-sig` writes: the request id of the
+    /// `Sign` the signer says made this signature (a claim the join checks, never proof)
+    pub request_id: Option<String>,
 }
 
 /// STS `AssumeRoleWithWebIdentity` (CI with OIDC) or `AssumeRole`.
@@ -154,6 +171,12 @@ impl Event {
     pub fn as_sign(&self) -> Option<&KmsSign> {
         match &self.detail {
             Detail::Sign(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_failed_sign(&self) -> Option<&FailedSign> {
+        match &self.detail {
+            Detail::FailedSign(f) => Some(f),
             _ => None,
         }
     }
@@ -666,6 +689,8 @@ struct RawRecord {
     request_id: Str,
     #[serde(rename = "errorCode")]
     error_code: Str,
+    #[serde(rename = "errorMessage")]
+    error_message: Str,
     #[serde(rename = "userIdentity")]
     identity: Obj<RawIdentity>,
     #[serde(rename = "requestParameters")]
@@ -814,12 +839,29 @@ fn convert_into(raw: RawRecord, index: usize, parsed: &mut Parsed) {
     if !KEPT.iter().any(|(s, n)| s == source && n == name) {
         return;
     }
-    // A call that failed (AccessDenied, ...) signed or pushed nothing.
-    if matches!(&raw.error_code, Str::Value(c) if !c.is_empty()) {
+    // A call that failed (AccessDenied, ...) signed or pushed nothing: a failed push or role
+    // assumption is dropped, a failed `Sign` is kept apart as an attempt to use the key.
+    let failed = matches!(&raw.error_code, Str::Value(c) if !c.is_empty());
+    if failed && name != "Sign" {
         return;
     }
     match convert(&raw) {
-        Ok(event) => parsed.events.push(event),
+        Ok(mut event) => {
+            if failed {
+                if let Detail::Sign(sign) = event.detail {
+                    let text = |v: &Str| match v {
+                        Str::Value(s) if !s.is_empty() => Some(s.clone()),
+                        _ => None,
+                    };
+                    event.detail = Detail::FailedSign(FailedSign {
+                        sign,
+                        error_code: text(&raw.error_code).unwrap_or_default(),
+                        error_message: text(&raw.error_message),
+                    });
+                }
+            }
+            parsed.events.push(event)
+        }
         Err(msg) => {
             let id = match &raw.event_id {
                 Str::Value(id) => format!(" (eventID {id})"),
@@ -1055,6 +1097,11 @@ fn signature_layers(manifest: &str) -> Option<Vec<SigLayer>> {
                     .get("dev.cosignproject.cosign/signature")
                     .and_then(|v| v.as_str())
                     .map(str::to_string),
+                request_id: l
+                    .annotations
+                    .get(crate::cosign::KMS_REQUEST_ID_ANNOTATION)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
             })
             .collect(),
     )
@@ -1251,19 +1298,26 @@ mod tests {
         let doc = r#"{"Records":[
             {"eventSource":"kms.amazonaws.com","eventName":"Sign","eventID":"a","eventTime":"2024-01-01T00:00:00Z","requestParameters":{"keyId":5}},
             {"eventSource":"kms.amazonaws.com","eventName":"Sign","eventID":"b","eventTime":"yesterday"},
-            {"eventSource":"kms.amazonaws.com","eventName":"Sign","eventID":"c","errorCode":"AccessDenied"},
+            {"eventSource":"kms.amazonaws.com","eventName":"Sign","eventID":"c","errorCode":"AccessDenied","errorMessage":"no"},
+            {"eventSource":"ecr.amazonaws.com","eventName":"PutImage","eventID":"e","errorCode":"AccessDenied"},
             42,
             {"eventSource":"kms.amazonaws.com","eventName":"Sign","eventID":"d","eventTime":"2024-01-01T00:00:00Z"}
         ]}"#;
         let parsed = parse_bytes(doc.as_bytes()).unwrap();
-        assert_eq!(parsed.records, 5);
-        assert_eq!(parsed.events.len(), 1);
-        assert_eq!(parsed.events[0].id, s("d"));
+        assert_eq!(parsed.records, 6);
+        // A failed Sign is kept apart as an attempt; a failed PutImage is dropped.
+        assert_eq!(parsed.events.len(), 2);
+        let failed = parsed.events[0].as_failed_sign().unwrap();
+        assert_eq!(parsed.events[0].id, s("c"));
+        assert_eq!(parsed.events[0].as_sign(), None, "an attempt is no Sign");
+        assert_eq!(failed.error_code, "AccessDenied");
+        assert_eq!(failed.error_message, s("no"));
+        assert_eq!(parsed.events[1].id, s("d"));
         assert_eq!(parsed.warnings.len(), 3, "{:?}", parsed.warnings);
         let w = |i: usize| &parsed.warnings[i].message;
         assert!(w(0).contains("requestParameters.keyId"), "{}", w(0));
         assert!(w(1).contains("eventTime"), "{}", w(1));
-        assert!(w(2).contains("record 3"), "{}", w(2));
+        assert!(w(2).contains("record 4"), "{}", w(2));
         // The time of a skipped record is kept when it could be read, for the range check.
         assert!(
             parsed.warnings[0].time.is_some(),
@@ -1298,7 +1352,7 @@ mod tests {
             "config": {"digest": "sha256:00", "size": 1, "mediaType": "application/vnd.oci.image.config.v1+json"},
             "layers": [
                 {"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": "sha256:aa", "size": 3,
-                 "annotations": {"dev.cosignproject.cosign/signature": "MEUC"}},
+                 "annotations": {"dev.cosignproject.cosign/signature": "MEUC", "dev.sigtrail/kms-request-id": "r-1"}},
                 {"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": "sha256:bb", "size": 3}
             ]
         });
@@ -1321,11 +1375,13 @@ mod tests {
         let layers = p.signature_layers.as_ref().unwrap();
         assert_eq!(layers.len(), 2);
         assert_eq!(layers[0].signature, s("MEUC"));
+        assert_eq!(layers[0].request_id, s("r-1"));
         assert_eq!(
             layers[1],
             SigLayer {
                 digest: "sha256:bb".into(),
-                signature: None
+                signature: None,
+                request_id: None,
             }
         );
         assert_eq!(

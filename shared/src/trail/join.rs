@@ -10,28 +10,51 @@
 //!    pushed manifest (`imageManifest`), each push introduces the layers no earlier push of that
 //!    tag had (a push can add several, e.g. two signers racing); without the manifest, each push
 //!    counts as introducing one signature.
-//! 3. **Sign ↔ introduction pairing** (once, over the whole trail): introductions are taken in
-//!    time order; each takes the *earliest* not-yet-taken KMS `Sign` event that (a) used one of
-//!    the `--key` keys (any key when none is given), (b) was made by the same caller as the push
-//!    (same access key id, or else the same principal ARN: same role session), and (c) happened
-//!    no later than the push and at most `window` (default 15 min) before it. A `Sign` explains at
-//!    most one signature; a `Sign` left over is an orphan (see `usage.rs`).
+//! 3. **Candidates**: the KMS `Sign` events that could have made a signature are those that
+//!    (a) used one of the `--key` keys (any key when none is given), (b) were made by the same
+//!    caller as the push (same access key id, or else the same principal ARN: same role
+//!    session), and (c) happened no later than the push and at most `window` (default 15 min)
+//!    before it. `Sign` events of the key by *other* callers in that window could have made it
+//!    too (a signature can be made by one caller and pushed by another), so they count for the
+//!    verdict, though they alone never explain a push. CloudTrail's `Sign` event names no
+//!    digest and no signature: tying a push to a `Sign` is an inference.
 //! 4. **Which introduction is which signature**: by the base64 signature (the manifest's
 //!    `dev.cosignproject.cosign/signature` annotation), else by layer digest, else by layer
 //!    index (`verification.signatures[i]` is layer i), else (no manifests in the trail) the
 //!    i-th push. A record straight from `kms-sign` / `attach-sig` is matched by its own
-//!    `signature`, by `attached.manifest_digest` (the digest the `.sig` push returned), and its
-//!    `kms.request_id` names the `Sign` event exactly (overriding the pairing).
-//! 5. **The key**: the `Sign` must have used a key the record or the operator names (`--key`,
+//!    `signature` and by `attached.manifest_digest` (the digest the `.sig` push returned).
+//! 5. **Exact evidence is a claim, checked**: the `Sign` request id a signature carries (the
+//!    layer annotation `dev.sigtrail/kms-request-id` that `attach-sig` writes, as logged in the
+//!    push's manifest or reported by `check-sig`, or the record's own `kms.request_id`) names
+//!    one `Sign`. The claim holds only if that event exists, is a `Sign` by a key named for the
+//!    image, by the push's caller, within the window before the push, and no other signature
+//!    claims it. A claim that holds gives the exact `signed_at`; one that does not leaves the
+//!    signature at best `unexplained`, with the reason. A claim never *widens* trust: the
+//!    verdict below still looks at every candidate, since someone holding the key can write any
+//!    request id into an annotation.
+//! 6. **The key**: the `Sign` must have used a key the record or the operator names (`--key`,
 //!    `kms.key_arn`, an `awskms://` `key`); otherwise the signature has no evidence.
-//! 6. **Role assumption**: the `AssumeRoleWithWebIdentity` / `AssumeRole` event whose returned
+//! 7. **Role assumption**: the `AssumeRoleWithWebIdentity` / `AssumeRole` event whose returned
 //!    `credentials.accessKeyId` is the signer's access key id; else the latest one before the
 //!    `Sign` that returned the signer's assumed-role ARN.
-//! 7. **Verdicts** per signature: `unexplained` without a `Sign`; `untrusted` when signed at or
-//!    after `--compromised-at`, or when no `--allowed-principal` pattern matches the signer (its
-//!    ARN, the role ARN, or the OIDC subject); otherwise `trusted`. The image is `trusted` when it
-//!    has at least one accepted signature and all are trusted; `untrusted` when any is untrusted;
-//!    else `unexplained`.
+//! 8. **Verdicts** per signature, the worst case over every explanation the evidence allows:
+//!    `unexplained` without a candidate (or with a claim that does not hold); `untrusted` when
+//!    *any* candidate (of the caller or another) lies at or after `--compromised-at`, or was
+//!    made by a principal no `--allowed-principal` pattern matches (its ARN, the role ARN, or
+//!    the OIDC subject); otherwise `trusted`. So no order of pairing can move a `Sign` across
+//!    the compromise boundary: with several candidates the signing time is an interval
+//!    (`signed_after` .. `signed_before`, the earliest and latest candidate) and the verdict
+//!    holds for all of it. Why this is safe: a signature's real `Sign` precedes its push; if
+//!    every candidate is before T, the push is less than one window after T, so any `Sign` at
+//!    or after T and before the push lies inside the window and is a candidate. The image is
+//!    `trusted` when it has at least one accepted signature and all are trusted; `untrusted`
+//!    when any is untrusted; else `unexplained`.
+//! 9. **The one-to-one pairing** behind `--key-usage` (`usage.rs`): a `Sign` explains at most
+//!    one signature; claims that hold take their `Sign` first, then pushes in time order take
+//!    the earliest unused candidate. A `Sign` left over is an orphan. Verdicts never rest on
+//!    this choice.
+//! 10. **Failed calls** (`errorCode`) signed nothing: they are never candidates, and
+//!    `--key-usage` lists them as attempts, apart from orphans.
 
 use std::collections::{HashMap, HashSet};
 
@@ -54,10 +77,18 @@ pub struct Intro {
     pub layer_digest: Option<String>,
     /// Base64 signature from the layer's annotation.
     pub signature: Option<String>,
-    /// The `Sign` event paired with it.
+    /// The `Sign` request id the layer claims (`dev.sigtrail/kms-request-id`), as pushed.
+    pub claimed_request_id: Option<String>,
+    /// The `Sign` this introduction uses up in the one-to-one pairing behind `--key-usage`
+    /// (checked claims first, then the earliest unused candidate). The verdict never rests on
+    /// this choice: it looks at every candidate.
     pub sign: Option<usize>,
-    /// `Sign` events that met the rules when it was paired (more than one: pairing by order).
-    pub candidates: usize,
+    /// Every `Sign` (of the `--key` keys) by the push's caller within the window before the
+    /// push, in time order: the events that could explain it.
+    pub candidates: Vec<usize>,
+    /// Every `Sign` by any other caller within the same window: a signature can be made by one
+    /// caller and pushed by another, so these could have made it too.
+    pub others: Vec<usize>,
 }
 
 /// Every event, indexed for the per-image join; built once per process.
@@ -72,6 +103,8 @@ pub struct Index {
     /// Introductions by (repository, signature tag).
     by_sig_tag: HashMap<(String, String), Vec<usize>>,
     by_request_id: HashMap<String, usize>,
+    /// Request id → introductions whose pushed layer claims it.
+    claims: HashMap<String, Vec<usize>>,
     /// Sign event → introduction it explains.
     sign_intro: HashMap<usize, usize>,
     roles_by_key: HashMap<String, Vec<usize>>,
@@ -140,29 +173,25 @@ impl Index {
             for push in pushes {
                 let p = events[push].as_put_image().expect("a PutImage");
                 let start = ix.intros.len();
+                let intro = |layer: Option<(usize, &event::SigLayer)>| Intro {
+                    push,
+                    layer: layer.map(|(pos, _)| pos),
+                    layer_digest: layer.map(|(_, l)| l.digest.clone()),
+                    signature: layer.and_then(|(_, l)| l.signature.clone()),
+                    claimed_request_id: layer.and_then(|(_, l)| l.request_id.clone()),
+                    sign: None,
+                    candidates: Vec::new(),
+                    others: Vec::new(),
+                };
                 match &p.signature_layers {
                     Some(layers) => {
                         for (pos, layer) in layers.iter().enumerate() {
                             if seen.insert(layer.digest.clone()) {
-                                ix.intros.push(Intro {
-                                    push,
-                                    layer: Some(pos),
-                                    layer_digest: Some(layer.digest.clone()),
-                                    signature: layer.signature.clone(),
-                                    sign: None,
-                                    candidates: 0,
-                                });
+                                ix.intros.push(intro(Some((pos, layer))));
                             }
                         }
                     }
-                    None => ix.intros.push(Intro {
-                        push,
-                        layer: None,
-                        layer_digest: None,
-                        signature: None,
-                        sign: None,
-                        candidates: 0,
-                    }),
+                    None => ix.intros.push(intro(None)),
                 }
                 ix.by_sig_tag
                     .entry((repo.clone(), tag.clone()))
@@ -170,31 +199,72 @@ impl Index {
                     .extend(start..ix.intros.len());
             }
         }
-        // Pairing, in push time order (ties: layer order).
-        let mut order: Vec<usize> = (0..ix.intros.len()).collect();
-        order.sort_by_key(|&n| (ix.intros[n].push, ix.intros[n].layer));
-        let mut taken: HashSet<usize> = HashSet::new();
-        for n in order {
-            let push = &events[ix.intros[n].push];
+        // Candidates: every Sign in the window before each push, by its caller or another.
+        for intro in &mut ix.intros {
+            let push = &events[intro.push];
             let Some(t_push) = push.time else { continue };
             let lo = signs.partition_point(|&s| events[s].time < Some(t_push - window));
             let hi = signs.partition_point(|&s| events[s].time <= Some(t_push));
-            let candidates: Vec<usize> = signs[lo..hi]
+            for &s in &signs[lo..hi] {
+                if same_caller(&events[s].principal, &push.principal) {
+                    intro.candidates.push(s);
+                } else {
+                    intro.others.push(s);
+                }
+            }
+        }
+        for (n, intro) in ix.intros.iter().enumerate() {
+            if let Some(r) = &intro.claimed_request_id {
+                ix.claims.entry(r.clone()).or_default().push(n);
+            }
+        }
+        // The one-to-one pairing for --key-usage, in push time order (ties: layer order):
+        // an uncontested claim that checks out takes its Sign, then each introduction takes
+        // the earliest unused candidate.
+        let mut order: Vec<usize> = (0..ix.intros.len()).collect();
+        order.sort_by_key(|&n| (ix.intros[n].push, ix.intros[n].layer));
+        let mut taken: HashSet<usize> = HashSet::new();
+        for &n in &order {
+            let claimed = ix.intros[n]
+                .claimed_request_id
+                .as_ref()
+                .filter(|r| ix.contested(r, &ix.intros[n]).is_none())
+                .and_then(|r| ix.by_request_id.get(r).copied())
+                .filter(|s| ix.intros[n].candidates.contains(s) && !taken.contains(s));
+            if let Some(s) = claimed {
+                taken.insert(s);
+                ix.sign_intro.insert(s, n);
+                ix.intros[n].sign = Some(s);
+            }
+        }
+        for &n in &order {
+            if ix.intros[n].sign.is_some() {
+                continue;
+            }
+            let first = ix.intros[n]
+                .candidates
                 .iter()
                 .copied()
-                .filter(|s| {
-                    !taken.contains(s) && same_caller(&events[*s].principal, &push.principal)
-                })
-                .collect();
-            if let Some(&first) = candidates.first() {
-                taken.insert(first);
-                ix.sign_intro.insert(first, n);
-                ix.intros[n].sign = Some(first);
+                .find(|s| !taken.contains(s));
+            if let Some(s) = first {
+                taken.insert(s);
+                ix.sign_intro.insert(s, n);
+                ix.intros[n].sign = Some(s);
             }
-            ix.intros[n].candidates = candidates.len();
         }
         ix.events = events;
         ix
+    }
+
+    /// Another introduction, with a different signature, that claims the same request id.
+    fn contested(&self, request_id: &str, intro: &Intro) -> Option<usize> {
+        self.claims.get(request_id)?.iter().copied().find(|&m| {
+            let other = &self.intros[m];
+            match (&other.signature, &intro.signature) {
+                (Some(a), Some(b)) => a != b,
+                _ => other.layer_digest != intro.layer_digest || other.push != intro.push,
+            }
+        })
     }
 
     /// The introduction a `Sign` event explains, if any.
@@ -253,6 +323,8 @@ pub struct Claimed {
     pub index: Option<usize>,
     pub signature: Option<String>,
     pub layer_digest: Option<String>,
+    /// The `Sign` request id the signature manifest carries for it (a claim to check).
+    pub request_id: Option<String>,
     /// Keys named for this signature.
     pub keys: Vec<KeySpec>,
 }
@@ -302,8 +374,15 @@ pub struct SigResult {
     /// How the push was tied to the signature.
     pub matched_by: &'static str,
     pub sign: Option<usize>,
-    /// How the `Sign` was found: `request_id` or `pairing`.
+    /// How the `Sign` was found: `request_id` (a claim that checked out), `only_candidate`
+    /// (the one `Sign` that could have made it), `pairing` (several could: `sign` is `None`)
+    /// or `none`.
     pub sign_by: &'static str,
+    /// Every `Sign` that could have made it, in time order (the verdict is the worst of them).
+    pub candidates: Vec<usize>,
+    /// The `Sign` request id the signature carries, and why the claim does not hold.
+    pub claimed_request_id: Option<String>,
+    pub claim_problem: Option<String>,
     pub role: Option<usize>,
     pub verdict: Verdict,
     pub reasons: Vec<String>,
@@ -358,6 +437,73 @@ pub fn allowed(patterns: &[String], ids: &[String]) -> bool {
                 || (p.contains(":assumed-role/") && id.starts_with(&format!("{p}/")))
         })
     })
+}
+
+/// Why the `Sign` a signature claims (request id `rid`, event `s`) cannot be the one behind
+/// its introduction, if it cannot: another key, another caller than the push's, after the
+/// push or more than the window before it, or claimed by another signature too.
+fn claim_problem_of(
+    ix: &Index,
+    rid: &str,
+    s: usize,
+    intro: Option<usize>,
+    key_ok: &dyn Fn(usize) -> bool,
+    window: &str,
+) -> Option<String> {
+    let e = &ix.events[s];
+    let names = format!(
+        "its request id {rid} names KMS Sign {}",
+        e.id.as_deref().unwrap_or("?")
+    );
+    if !key_ok(s) {
+        let used = e
+            .as_sign()
+            .and_then(|k| k.key_arn.clone().or(k.key_id.clone()))
+            .unwrap_or_else(|| "an unknown key".into());
+        return Some(format!(
+            "{names}, made with {used}, not a key named for this image"
+        ));
+    }
+    let Some(n) = intro else {
+        return Some(format!(
+            "{names}, but no push of the signature was found to check it against"
+        ));
+    };
+    let it = &ix.intros[n];
+    let push = &ix.events[it.push];
+    if !same_caller(&e.principal, &push.principal) {
+        return Some(format!(
+            "{names}, made by {}, not by {} who pushed the signature",
+            e.principal.display().unwrap_or("an unknown caller"),
+            push.principal.display().unwrap_or("an unknown caller")
+        ));
+    }
+    match (e.time, push.time) {
+        (Some(ts), Some(tp)) if ts > tp => {
+            return Some(format!(
+                "{names}, made at {}, after the push at {}",
+                fmt_time(Some(ts)),
+                fmt_time(Some(tp))
+            ))
+        }
+        (Some(ts), Some(tp)) if ts < tp - ix.window => {
+            return Some(format!(
+                "{names}, made at {}, more than {window} before the push at {}",
+                fmt_time(Some(ts)),
+                fmt_time(Some(tp))
+            ))
+        }
+        (Some(_), Some(_)) => {}
+        _ => return Some(format!("{names}, but the events have no time to compare")),
+    }
+    if let Some(m) = ix.contested(rid, it) {
+        return Some(format!(
+            "{names}, which another signature (pushed in event {}) claims too: one Sign makes \
+             one signature",
+            ix.events[ix.intros[m].push].id.as_deref().unwrap_or("?")
+        ));
+    }
+    None
 }
 
 fn fmt_time(t: Option<DateTime<Utc>>) -> String {
@@ -427,6 +573,7 @@ pub fn join(ix: &Index, policy: &Policy, img: &Image) -> Joined {
                 index: ix.intros[n].layer.or(Some(i)),
                 signature: ix.intros[n].signature.clone(),
                 layer_digest: ix.intros[n].layer_digest.clone(),
+                request_id: None,
                 keys: Vec::new(),
             })
             .collect(),
@@ -485,42 +632,28 @@ pub fn join(ix: &Index, policy: &Policy, img: &Image) -> Joined {
         if intro.is_none() {
             matched_by = "none";
         }
-        // The Sign behind it.
-        let mut sign = None;
-        let mut sign_by = "none";
-        let is_own = (c.signature.is_some() && c.signature == img.own_signature)
-            || intro
-                .and_then(|n| ix.intros[n].signature.as_ref())
-                .is_some_and(|s| img.own_signature.as_ref() == Some(s));
-        if is_own {
-            if let Some(rid) = &img.own_request_id {
-                match ix.sign_by_request_id(rid) {
-                    Some(s) => {
-                        sign = Some(s);
-                        sign_by = "request_id";
-                        if intro.is_none() {
-                            intro = ix.intro_of_sign(s).filter(|n| intros.contains(n));
-                            if intro.is_some() {
-                                matched_by = "request_id";
-                            }
-                        }
-                    }
-                    None => reasons.push(format!(
-                        "{label}: no KMS Sign event with the request id {rid} the record carries"
-                    )),
-                }
-            }
-        }
-        if sign.is_none() {
-            if let Some(s) = intro.and_then(|n| ix.intros[n].sign) {
-                sign = Some(s);
-                sign_by = "pairing";
-            }
-        }
-        // The key.
+        // The Sign behind it: every candidate, and the exact one when the evidence names it.
         let keys: Vec<&KeySpec> = policy.keys.iter().chain(&img.keys).chain(&c.keys).collect();
-        if let Some(s) = sign {
-            if !keys.is_empty() && !keys.iter().any(|k| k.matches(&ix.events[s])) {
+        let key_ok = |s: usize| keys.is_empty() || keys.iter().any(|k| k.matches(&ix.events[s]));
+        let (all_candidates, others): (Vec<usize>, Vec<usize>) = match intro {
+            Some(n) => (
+                ix.intros[n].candidates.clone(),
+                ix.intros[n]
+                    .others
+                    .iter()
+                    .copied()
+                    .filter(|&s| key_ok(s))
+                    .collect(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        let candidates: Vec<usize> = all_candidates
+            .iter()
+            .copied()
+            .filter(|&s| key_ok(s))
+            .collect();
+        if candidates.is_empty() {
+            if let Some(&s) = all_candidates.first() {
                 let used = ix.events[s]
                     .as_sign()
                     .and_then(|k| k.key_arn.clone().or(k.key_id.clone()))
@@ -529,70 +662,189 @@ pub fn join(ix: &Index, policy: &Policy, img: &Image) -> Joined {
                     "{label}: the KMS Sign event {} used {used}, not a key named for this image",
                     ix.events[s].id.as_deref().unwrap_or("?")
                 ));
-                sign = None;
-                sign_by = "none";
             }
         }
-        let role = sign.and_then(|s| ix.role_of(s));
-        // The verdict.
-        let verdict = match sign {
-            None => {
-                match intro {
-                    None if intros.is_empty() => reasons.push(format!(
-                        "{label}: no push of {tag} in {} found in the trail, and no KMS Sign to explain it",
-                        img.signature_repository
-                    )),
-                    None => reasons.push(format!(
-                        "{label}: cannot tell which of the {} pushes of {tag} attached it",
-                        signature_pushes.len()
-                    )),
-                    Some(n) => {
-                        let push = &ix.events[ix.intros[n].push];
-                        reasons.push(format!(
-                            "{label}: no KMS Sign event of the key by the caller that pushed it ({} at {}) within {window} before the push",
-                            push.principal.display().unwrap_or("unknown"),
-                            fmt_time(push.time)
-                        ));
-                    }
+        // The request id the signature carries: a claim, checked against the trail.
+        let is_own = (c.signature.is_some() && c.signature == img.own_signature)
+            || intro
+                .and_then(|n| ix.intros[n].signature.as_ref())
+                .is_some_and(|s| img.own_signature.as_ref() == Some(s));
+        let pushed_claim = intro.and_then(|n| ix.intros[n].claimed_request_id.clone());
+        let claim = is_own
+            .then(|| img.own_request_id.clone())
+            .flatten()
+            .or_else(|| c.request_id.clone())
+            .or_else(|| pushed_claim.clone());
+        let mut exact = None;
+        let mut sign_by = "none";
+        let mut claim_problem = None;
+        if let Some(rid) = &claim {
+            let found = ix.sign_by_request_id(rid);
+            if intro.is_none() && is_own {
+                // A record straight from kms-sign: its Sign names the push it was paired with.
+                intro = found
+                    .and_then(|s| ix.intro_of_sign(s))
+                    .filter(|n| intros.contains(n));
+                if intro.is_some() {
+                    matched_by = "request_id";
                 }
-                Verdict::Unexplained
             }
-            Some(s) => {
+            let problem = match found {
+                None => Some(format!(
+                    "no KMS Sign event has the request id {rid} it carries"
+                )),
+                Some(s) => claim_problem_of(ix, rid, s, intro, &key_ok, &window).or_else(|| {
+                    let other = pushed_claim.as_ref().filter(|p| *p != rid)?;
+                    Some(format!(
+                        "the record says its Sign request id is {rid}, the pushed signature \
+                             manifest says {other}"
+                    ))
+                }),
+            };
+            match problem {
+                None => {
+                    exact = found;
+                    sign_by = "request_id";
+                }
+                Some(p) => {
+                    reasons.push(format!(
+                        "{label}: {p}; a request id is a claim, checked against the trail, and \
+                         this one does not hold"
+                    ));
+                    claim_problem = Some(p);
+                }
+            }
+        }
+        // Candidates are recomputed for a record whose push was found by its request id.
+        let (candidates, others) = match intro {
+            Some(n) if candidates.is_empty() && matched_by == "request_id" => (
+                ix.intros[n]
+                    .candidates
+                    .iter()
+                    .copied()
+                    .filter(|&s| key_ok(s))
+                    .collect(),
+                ix.intros[n]
+                    .others
+                    .iter()
+                    .copied()
+                    .filter(|&s| key_ok(s))
+                    .collect(),
+            ),
+            _ => (candidates, others),
+        };
+        if exact.is_none() && claim_problem.is_none() && candidates.len() == 1 && others.is_empty()
+        {
+            exact = Some(candidates[0]);
+            sign_by = "only_candidate";
+        }
+        if exact.is_none() && claim_problem.is_none() && !candidates.is_empty() {
+            sign_by = "pairing";
+        }
+        // Everything that could have made it: the verdict is the worst over all of them.
+        let mut pool: Vec<usize> = candidates.iter().chain(&others).copied().collect();
+        pool.sort_by_key(|&s| (ix.events[s].time, s));
+        pool.dedup();
+        let role = exact
+            .or_else(|| candidates.last().copied())
+            .and_then(|s| ix.role_of(s));
+        // The verdict.
+        let verdict = if candidates.is_empty() {
+            match intro {
+                None if intros.is_empty() => reasons.push(format!(
+                    "{label}: no push of {tag} in {} found in the trail, and no KMS Sign to explain it",
+                    img.signature_repository
+                )),
+                None => reasons.push(format!(
+                    "{label}: cannot tell which of the {} pushes of {tag} attached it",
+                    signature_pushes.len()
+                )),
+                Some(n) => {
+                    let push = &ix.events[ix.intros[n].push];
+                    reasons.push(format!(
+                        "{label}: no KMS Sign event of the key by the caller that pushed it ({} at {}) within {window} before the push",
+                        push.principal.display().unwrap_or("unknown"),
+                        fmt_time(push.time)
+                    ));
+                }
+            }
+            Verdict::Unexplained
+        } else {
+            let mut v = if claim_problem.is_some() {
+                Verdict::Unexplained
+            } else {
+                Verdict::Trusted
+            };
+            let name = |s: usize| {
                 let e = &ix.events[s];
-                let mut v = Verdict::Trusted;
-                if let (Some(t), Some(c)) = (e.time, policy.compromised_at) {
-                    if t >= c {
+                let by = if candidates.contains(&s) {
+                    String::new()
+                } else {
+                    format!(
+                        " by another caller, {}",
+                        e.principal.display().unwrap_or("unknown")
+                    )
+                };
+                format!(
+                    "KMS Sign {} at {}{by}",
+                    e.id.as_deref().unwrap_or("?"),
+                    fmt_time(e.time)
+                )
+            };
+            if exact.is_none() {
+                let listed: Vec<String> = pool.iter().map(|&s| name(s)).collect();
+                reasons.push(format!(
+                    "{label}: {} KMS Sign events could have made it and the trail cannot tell \
+                     which (CloudTrail's Sign event names no digest): {}; the verdict holds for \
+                     every one of them",
+                    pool.len(),
+                    listed.join(", ")
+                ));
+            }
+            for &s in &pool {
+                let e = &ix.events[s];
+                let which = if Some(s) == exact {
+                    format!("signed at {} ({})", fmt_time(e.time), name(s))
+                } else {
+                    format!("it could have been made by {}", name(s))
+                };
+                match (e.time, policy.compromised_at) {
+                    (Some(t), Some(c)) if t >= c => {
                         v = Verdict::Untrusted;
                         reasons.push(format!(
-                            "{label}: signed at {} (KMS Sign {}), after the compromise at {}",
-                            fmt_time(Some(t)),
-                            e.id.as_deref().unwrap_or("?"),
+                            "{label}: {which}, at or after the compromise at {}",
                             fmt_time(Some(c))
                         ));
                     }
-                } else if policy.compromised_at.is_some() {
-                    v = Verdict::Unexplained;
-                    reasons.push(format!("{label}: the KMS Sign event has no time"));
+                    (None, Some(_)) => {
+                        v = v.max(Verdict::Unexplained);
+                        reasons.push(format!("{label}: {which}, an event with no time"));
+                    }
+                    _ => {}
                 }
                 if !policy.allowed.is_empty() {
-                    let ids = identities(ix, s, role);
+                    let ids = identities(ix, s, ix.role_of(s));
                     if !allowed(&policy.allowed, &ids) {
                         v = Verdict::Untrusted;
                         reasons.push(format!(
-                            "{label}: signed by {}, which no --allowed-principal matches",
+                            "{label}: {which}, signed by {}, which no --allowed-principal matches",
                             ids.join(" / ")
                         ));
                     }
                 }
-                v
             }
+            v
         };
+        let sign = exact;
         signatures.push(SigResult {
             index: c.index,
             intro,
             matched_by,
             sign,
             sign_by,
+            candidates: pool,
+            claimed_request_id: claim,
+            claim_problem,
             role,
             verdict,
             reasons,
@@ -616,10 +868,16 @@ pub fn join(ix: &Index, policy: &Policy, img: &Image) -> Joined {
             .max()
             .unwrap_or(Verdict::Unexplained);
         if worst == Verdict::Trusted {
+            let ambiguous = signatures.iter().filter(|s| s.sign.is_none()).count();
             let mut what = format!(
                 "every signature ({}) has its KMS Sign event",
                 signatures.len()
             );
+            if ambiguous > 0 {
+                what += &format!(
+                    " ({ambiguous} of them one of several candidates, each of which qualifies)"
+                );
+            }
             if let Some(c) = policy.compromised_at {
                 what += &format!(" before the compromise at {}", fmt_time(Some(c)));
             }
@@ -671,6 +929,12 @@ pub fn event_json(e: &Event, what: &str) -> Value {
             );
             m.insert("message_type".into(), s.message_type.clone().into());
         }
+        event::Detail::FailedSign(f) => {
+            m.insert("key_arn".into(), f.sign.key_arn.clone().into());
+            m.insert("key_id".into(), f.sign.key_id.clone().into());
+            m.insert("error_code".into(), f.error_code.clone().into());
+            m.insert("error_message".into(), f.error_message.clone().into());
+        }
         event::Detail::PutImage(p) => {
             m.insert("repository".into(), p.repository.clone().into());
             m.insert("registry_id".into(), p.registry_id.clone().into());
@@ -692,6 +956,11 @@ pub fn event_json(e: &Event, what: &str) -> Value {
 }
 
 /// `trail.signatures[]` entry.
+///
+/// `signed_at` is the time of the `Sign` the evidence proves (a request id that checked out, or
+/// the only candidate); with several candidates it is `null` and `signed_after` /
+/// `signed_before` give the earliest and latest candidate. `compromise` is `before` / `after`
+/// only when every candidate is on that side, else `unknown`.
 pub fn signature_json(ix: &Index, s: &SigResult, compromised_at: Option<DateTime<Utc>>) -> Value {
     let sign = s.sign.map(|i| &ix.events[i]);
     let push = s.intro.map(|n| &ix.events[ix.intros[n].push]);
@@ -699,28 +968,50 @@ pub fn signature_json(ix: &Index, s: &SigResult, compromised_at: Option<DateTime
         .role
         .and_then(|r| ix.events[r].as_assume_role().map(|a| (r, a)));
     let signed_at = sign.and_then(|e| e.time);
-    let compromise = match (compromised_at, signed_at) {
-        (None, _) => Value::Null,
-        (Some(_), None) => "unknown".into(),
-        (Some(c), Some(t)) if t < c => "before".into(),
-        (Some(_), Some(_)) => "after".into(),
+    let times: Vec<Option<DateTime<Utc>>> = match sign {
+        Some(e) => vec![e.time],
+        None => s.candidates.iter().map(|&c| ix.events[c].time).collect(),
+    };
+    let compromise = match compromised_at {
+        None => Value::Null,
+        Some(_) if times.is_empty() || times.iter().any(Option::is_none) => "unknown".into(),
+        Some(c) if times.iter().all(|t| t.is_some_and(|t| t < c)) => "before".into(),
+        Some(c) if times.iter().all(|t| t.is_some_and(|t| t >= c)) => "after".into(),
+        Some(_) => "unknown".into(),
     };
     let mut evidence = Map::new();
     if let Some(e) = sign {
         evidence.insert("sign_event_id".into(), e.id.clone().into());
         evidence.insert("sign_request_id".into(), e.request_id.clone().into());
-        evidence.insert("sign_found_by".into(), s.sign_by.into());
         if let Some(k) = e.as_sign() {
             evidence.insert(
                 "key_arn".into(),
                 k.key_arn.clone().or(k.key_id.clone()).into(),
             );
         }
-        if s.sign_by == "pairing" {
-            if let Some(n) = s.intro {
-                evidence.insert("candidates".into(), ix.intros[n].candidates.into());
-            }
-        }
+    }
+    if s.sign_by != "none" {
+        evidence.insert("sign_found_by".into(), s.sign_by.into());
+    }
+    if !s.candidates.is_empty() {
+        evidence.insert("candidates".into(), s.candidates.len().into());
+    }
+    if s.sign.is_none() && !s.candidates.is_empty() {
+        let list: Vec<Value> = s
+            .candidates
+            .iter()
+            .map(|&c| {
+                let e = &ix.events[c];
+                json!({"event_id": e.id, "request_id": e.request_id,
+                       "time": e.time.map(|t| fmt_time(Some(t))),
+                       "principal": e.principal.display()})
+            })
+            .collect();
+        evidence.insert("candidate_signs".into(), Value::Array(list));
+    }
+    if let Some(r) = &s.claimed_request_id {
+        evidence.insert("claimed_request_id".into(), r.clone().into());
+        evidence.insert("claim_holds".into(), s.claim_problem.is_none().into());
     }
     if let Some(e) = push {
         evidence.insert("signature_push_event_id".into(), e.id.clone().into());
@@ -741,13 +1032,22 @@ pub fn signature_json(ix: &Index, s: &SigResult, compromised_at: Option<DateTime
         "signed_at".into(),
         signed_at.map(|t| fmt_time(Some(t))).into(),
     );
+    if sign.is_none() && !times.is_empty() {
+        let known: Vec<DateTime<Utc>> = times.iter().flatten().copied().collect();
+        m.insert(
+            "signed_after".into(),
+            known.iter().min().map(|t| fmt_time(Some(*t))).into(),
+        );
+        m.insert(
+            "signed_before".into(),
+            known.iter().max().map(|t| fmt_time(Some(*t))).into(),
+        );
+    }
     m.insert("compromise".into(), compromise);
-    m.insert(
-        "principal".into(),
-        sign.and_then(|e| e.principal.display())
-            .map(str::to_string)
-            .into(),
-    );
+    let principal = sign
+        .or_else(|| s.candidates.last().map(|&c| &ix.events[c]))
+        .and_then(|e| e.principal.display());
+    m.insert("principal".into(), principal.map(str::to_string).into());
     m.insert(
         "subject".into(),
         role.and_then(|(_, a)| a.subject.clone()).into(),
@@ -775,8 +1075,13 @@ pub fn events_json(ix: &Index, j: &Joined) -> Vec<(Option<DateTime<Utc>>, Value)
         add(i, "signature_push");
     }
     for s in &j.signatures {
-        if let Some(i) = s.sign {
-            add(i, "kms_sign");
+        match s.sign {
+            Some(i) => add(i, "kms_sign"),
+            None => {
+                for &i in &s.candidates {
+                    add(i, "kms_sign_candidate");
+                }
+            }
         }
         if let Some(i) = s.role {
             add(i, "role_assumption");
@@ -787,415 +1092,6 @@ pub fn events_json(ix: &Index, j: &Joined) -> Vec<(Option<DateTime<Utc>>, Value)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::trail::event::{AssumeRole, Detail, KmsSign, PutImage, SigLayer};
-
-    const ACCT: &str = "111122223333";
-    const KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
-    const ROLE: &str = "arn:aws:iam::111122223333:role/ci";
-    const SESSION: &str = "arn:aws:sts::111122223333:assumed-role/ci/GitHubActions";
-    const SUB: &str = "repo:org/app:ref:refs/heads/main";
-
-    fn digest(c: char) -> String {
-        format!("sha256:{}", c.to_string().repeat(64))
-    }
-
-    fn at(min: i64) -> Option<DateTime<Utc>> {
-        Some(
-            DateTime::parse_from_rfc3339("2025-11-10T12:00:00Z")
-                .unwrap()
-                .with_timezone(&Utc)
-                + Duration::minutes(min),
-        )
-    }
-
-    fn principal(key: &str) -> Principal {
-        Principal {
-            kind: Some("AssumedRole".into()),
-            arn: Some(SESSION.into()),
-            access_key_id: Some(key.into()),
-            session_issuer_arn: Some(ROLE.into()),
-            session_name: Some("GitHubActions".into()),
-            ..Principal::default()
-        }
-    }
-
-    fn ev(id: &str, min: i64, who: &str, detail: Detail) -> Event {
-        let (source, name) = match &detail {
-            Detail::Sign(_) => ("kms.amazonaws.com", "Sign"),
-            Detail::PutImage(_) => ("ecr.amazonaws.com", "PutImage"),
-            Detail::AssumeRole(_) => ("sts.amazonaws.com", "AssumeRoleWithWebIdentity"),
-        };
-        Event {
-            id: Some(id.into()),
-            time: at(min),
-            source: source.into(),
-            name: name.into(),
-            region: Some("us-east-1".into()),
-            account: Some(ACCT.into()),
-            request_id: Some(format!("req-{id}")),
-            principal: principal(who),
-            detail,
-        }
-    }
-
-    fn sign(id: &str, min: i64, who: &str) -> Event {
-        ev(
-            id,
-            min,
-            who,
-            Detail::Sign(KmsSign {
-                key_id: Some("alias/cosign".into()),
-                key_arn: Some(KEY.into()),
-                message_type: Some("DIGEST".into()),
-                signing_algorithm: Some("ECDSA_SHA_256".into()),
-            }),
-        )
-    }
-
-    fn put(
-        id: &str,
-        min: i64,
-        who: &str,
-        repo: &str,
-        tag: &str,
-        d: &str,
-        layers: Option<Vec<&str>>,
-    ) -> Event {
-        ev(
-            id,
-            min,
-            who,
-            Detail::PutImage(PutImage {
-                repository: Some(repo.into()),
-                registry_id: Some(ACCT.into()),
-                tag: Some(tag.into()),
-                digest: Some(d.into()),
-                signature_layers: layers.map(|l| {
-                    l.into_iter()
-                        .map(|s| SigLayer {
-                            digest: format!("sha256:{s}"),
-                            signature: Some(s.into()),
-                        })
-                        .collect()
-                }),
-            }),
-        )
-    }
-
-    fn role(id: &str, min: i64, key: &str) -> Event {
-        let mut e = ev(
-            id,
-            min,
-            "",
-            Detail::AssumeRole(AssumeRole {
-                web_identity: true,
-                role_arn: Some(ROLE.into()),
-                session_name: Some("GitHubActions".into()),
-                subject: Some(SUB.into()),
-                access_key_id: Some(key.into()),
-                assumed_role_arn: Some(SESSION.into()),
-                ..AssumeRole::default()
-            }),
-        );
-        e.principal = Principal {
-            kind: Some("WebIdentityUser".into()),
-            user_name: Some(SUB.into()),
-            ..Principal::default()
-        };
-        e
-    }
-
-    fn image(d: &str) -> Image {
-        Image {
-            digest: d.into(),
-            repository: "app".into(),
-            account: Some(ACCT.into()),
-            region: Some("us-east-1".into()),
-            signature_repository: "app".into(),
-            ..Image::default()
-        }
-    }
-
-    fn sigtag(d: &str) -> String {
-        event::sig_tag(d).unwrap()
-    }
-
-    /// image A pushed at 0, signed at 1 and pushed at 2 (sig "s1"); signed again at 30, pushed 31 ("s2").
-    fn trail() -> Vec<Event> {
-        let a = digest('a');
-        vec![
-            role("r1", -5, "ASIA1"),
-            put("p0", 0, "ASIA1", "app", "v1", &a, None),
-            sign("k1", 1, "ASIA1"),
-            put(
-                "p1",
-                2,
-                "ASIA1",
-                "app",
-                &sigtag(&a),
-                &digest('1'),
-                Some(vec!["s1"]),
-            ),
-            role("r2", 25, "ASIA2"),
-            sign("k2", 30, "ASIA2"),
-            put(
-                "p2",
-                31,
-                "ASIA2",
-                "app",
-                &sigtag(&a),
-                &digest('2'),
-                Some(vec!["s1", "s2"]),
-            ),
-        ]
-    }
-
-    fn policy() -> Policy {
-        Policy {
-            keys: vec![KeySpec::parse(KEY).unwrap()],
-            ..Policy::default()
-        }
-    }
-
-    fn ids(ix: &Index, j: &Joined) -> Vec<(Option<String>, Option<String>, Verdict)> {
-        j.signatures
-            .iter()
-            .map(|s| {
-                (
-                    s.sign.and_then(|i| ix.events[i].id.clone()),
-                    s.intro
-                        .and_then(|n| ix.events[ix.intros[n].push].id.clone()),
-                    s.verdict,
-                )
-            })
-            .collect()
-    }
-
-    fn s(v: &str) -> Option<String> {
-        Some(v.into())
-    }
-
-    #[test]
-    fn signing_run_is_trusted_with_signed_at() {
-        let ix = Index::build(trail(), &[], Duration::minutes(15));
-        let j = join(&ix, &policy(), &image(&digest('a')));
-        assert_eq!(j.verdict, Verdict::Trusted, "{:?}", j.reasons);
-        assert_eq!(
-            ids(&ix, &j),
-            vec![
-                (s("k1"), s("p1"), Verdict::Trusted),
-                (s("k2"), s("p2"), Verdict::Trusted)
-            ]
-        );
-        let sig = signature_json(&ix, &j.signatures[0], None);
-        assert_eq!(sig["signed_at"], "2025-11-10T12:01:00Z");
-        assert_eq!(sig["subject"], SUB);
-        assert_eq!(sig["evidence"]["role_event_id"], "r1");
-        assert_eq!(j.image_pushes.len(), 1);
-        let ev: Vec<String> = events_json(&ix, &j)
-            .into_iter()
-            .map(|(_, v)| v["event_id"].as_str().unwrap().to_string())
-            .collect();
-        assert_eq!(ev, ["r1", "p0", "k1", "p1", "r2", "k2", "p2"]);
-    }
-
-    #[test]
-    fn compromise_and_principals() {
-        let ix = Index::build(trail(), &[], Duration::minutes(15));
-        let mut p = policy();
-        p.compromised_at = at(10);
-        let j = join(&ix, &p, &image(&digest('a')));
-        assert_eq!(j.verdict, Verdict::Untrusted);
-        assert_eq!(
-            signature_json(&ix, &j.signatures[0], p.compromised_at)["compromise"],
-            "before"
-        );
-        assert_eq!(
-            signature_json(&ix, &j.signatures[1], p.compromised_at)["compromise"],
-            "after"
-        );
-        assert!(
-            j.reasons.iter().any(|r| r.contains("after the compromise")),
-            "{:?}",
-            j.reasons
-        );
-
-        let mut p = policy();
-        p.allowed = vec!["repo:org/app:ref:refs/heads/*".into()];
-        assert_eq!(
-            join(&ix, &p, &image(&digest('a'))).verdict,
-            Verdict::Trusted
-        );
-        p.allowed = vec!["arn:aws:sts::111122223333:assumed-role/ci".into()];
-        assert_eq!(
-            join(&ix, &p, &image(&digest('a'))).verdict,
-            Verdict::Trusted
-        );
-        p.allowed = vec![ROLE.into()];
-        assert_eq!(
-            join(&ix, &p, &image(&digest('a'))).verdict,
-            Verdict::Trusted
-        );
-        p.allowed = vec!["repo:org/other:*".into()];
-        let j = join(&ix, &p, &image(&digest('a')));
-        assert_eq!(j.verdict, Verdict::Untrusted);
-        assert!(
-            j.reasons[0].contains("no --allowed-principal"),
-            "{:?}",
-            j.reasons
-        );
-    }
-
-    #[test]
-    fn signature_without_sign_is_unexplained() {
-        let mut t = trail();
-        t.retain(|e| e.id.as_deref() != Some("k2"));
-        let ix = Index::build(t, &[], Duration::minutes(15));
-        let j = join(&ix, &policy(), &image(&digest('a')));
-        assert_eq!(j.verdict, Verdict::Unexplained);
-        assert_eq!(ids(&ix, &j)[1], (None, s("p2"), Verdict::Unexplained));
-        assert!(
-            j.reasons[0].contains("no KMS Sign event"),
-            "{:?}",
-            j.reasons
-        );
-    }
-
-    #[test]
-    fn other_caller_key_window_scope_never_match() {
-        let a = digest('a');
-        let base = |sign_ev: Event| {
-            vec![
-                put("p0", 0, "ASIA1", "app", "v1", &a, None),
-                sign_ev,
-                put(
-                    "p1",
-                    2,
-                    "ASIA1",
-                    "app",
-                    &sigtag(&a),
-                    &digest('1'),
-                    Some(vec!["s1"]),
-                ),
-            ]
-        };
-        let mut other_key = sign("k1", 1, "ASIA1");
-        if let Detail::Sign(k) = &mut other_key.detail {
-            k.key_arn = Some(KEY.replace("1234abcd", "99999999"));
-        }
-        let mut other_caller = sign("k1", 1, "ASIA9");
-        other_caller.principal.arn = s("arn:aws:sts::111122223333:assumed-role/ci/Other");
-        let too_early = sign("k1", -20, "ASIA1");
-        let after_push = sign("k1", 3, "ASIA1");
-        for (name, e) in [
-            ("key", other_key),
-            ("caller", other_caller),
-            ("early", too_early),
-            ("late", after_push),
-        ] {
-            let ix = Index::build(base(e), &[], Duration::minutes(15));
-            let j = join(&ix, &policy(), &image(&a));
-            assert_eq!(j.verdict, Verdict::Unexplained, "{name}: {:?}", j.reasons);
-        }
-        // Pushes in another account, region or repository are not this image's.
-        let ix = Index::build(base(sign("k1", 1, "ASIA1")), &[], Duration::minutes(15));
-        for f in [
-            |i: &mut Image| i.account = s("999999999999"),
-            |i: &mut Image| i.region = s("eu-west-1"),
-            |i: &mut Image| {
-                i.repository = "other".into();
-                i.signature_repository = "other".into();
-            },
-        ] {
-            let mut img = image(&a);
-            f(&mut img);
-            let j = join(&ix, &policy(), &img);
-            assert!(j.image_pushes.is_empty() && j.signature_pushes.is_empty());
-            assert_eq!(j.verdict, Verdict::Unexplained);
-        }
-        assert_eq!(join(&ix, &policy(), &image(&a)).verdict, Verdict::Trusted);
-    }
-
-    #[test]
-    fn verification_and_own_signature() {
-        let ix = Index::build(trail(), &[], Duration::minutes(15));
-        // check-sig accepted only layer 1.
-        let mut img = image(&digest('a'));
-        img.verified = Some(vec![Claimed {
-            index: Some(1),
-            ..Claimed::default()
-        }]);
-        let j = join(&ix, &policy(), &img);
-        assert_eq!(ids(&ix, &j), vec![(s("k2"), s("p2"), Verdict::Trusted)]);
-        assert_eq!(j.signatures[0].matched_by, "layer_index");
-        // Nothing accepted.
-        img.verified = Some(vec![]);
-        assert_eq!(join(&ix, &policy(), &img).verdict, Verdict::Unexplained);
-        // A record straight from kms-sign: its request id names the Sign exactly.
-        let mut img = image(&digest('a'));
-        img.own_signature = s("s2");
-        img.own_request_id = s("req-k2");
-        let j = join(&ix, &policy(), &img);
-        assert_eq!(ids(&ix, &j), vec![(s("k2"), s("p2"), Verdict::Trusted)]);
-        assert_eq!(j.signatures[0].sign_by, "request_id");
-        // A request id that is not in the trail.
-        img.own_request_id = s("req-nope");
-        img.own_signature = s("s9");
-        let j = join(&ix, &policy(), &img);
-        assert_eq!(j.verdict, Verdict::Unexplained);
-        // A key named by the record that is not the one used.
-        let mut img = image(&digest('a'));
-        img.keys = vec![KeySpec::parse(&KEY.replace("1234abcd", "99999999")).unwrap()];
-        let j = join(&ix, &Policy::default(), &img);
-        assert_eq!(j.verdict, Verdict::Unexplained);
-        assert!(j.reasons[0].contains("not a key named"), "{:?}", j.reasons);
-    }
-
-    #[test]
-    fn batch_pairing_is_fifo_and_one_sign_per_signature() {
-        // One caller signs three images, then pushes the three signatures; one extra Sign.
-        let mut t = vec![];
-        for n in 0..3 {
-            t.push(sign(&format!("k{n}"), n as i64, "ASIA1"));
-        }
-        t.push(sign("k-extra", 3, "ASIA1"));
-        for (n, c) in ['a', 'b', 'c'].into_iter().enumerate() {
-            let d = digest(c);
-            t.push(put(
-                &format!("p{n}"),
-                5 + n as i64,
-                "ASIA1",
-                "app",
-                &sigtag(&d),
-                &digest('9'),
-                None,
-            ));
-        }
-        let ix = Index::build(t, &[], Duration::minutes(15));
-        for (n, c) in ['a', 'b', 'c'].into_iter().enumerate() {
-            let j = join(&ix, &policy(), &image(&digest(c)));
-            assert_eq!(
-                ids(&ix, &j),
-                vec![(
-                    Some(format!("k{n}")),
-                    Some(format!("p{n}")),
-                    Verdict::Trusted
-                )]
-            );
-            assert_eq!(j.signatures[0].matched_by, "push_order");
-        }
-        let extra = ix
-            .events
-            .iter()
-            .position(|e| e.id.as_deref() == Some("k-extra"))
-            .unwrap();
-        assert_eq!(ix.intro_of_sign(extra), None);
-    }
-
-    #[test]
-    fn role_of_a_session() {
-        assert_eq!(role_arn_of(SESSION).as_deref(), Some(ROLE));
-    }
-}
+mod adversarial;
+#[cfg(test)]
+mod tests;

@@ -92,8 +92,9 @@ impl KeySpec {
     }
 
     /// Whether `event` (a KMS `Sign`) used this key.
+    /// Whether a `Sign` event (or a failed `Sign` attempt) used this key.
     pub fn matches(&self, event: &Event) -> bool {
-        let Some(sign) = event.as_sign() else {
+        let Some(sign) = event.as_sign().or(event.as_failed_sign().map(|f| &f.sign)) else {
             return false;
         };
         self.matches_sign(sign, event.region.as_deref(), event.account.as_deref())

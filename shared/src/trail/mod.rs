@@ -3,16 +3,21 @@
 //!
 //! - [`event`]: CloudTrail records → typed events (stream-parsed, unknown events skipped)
 //! - [`source`]: S3 log files, local files, `LookupEvents`
+//! - [`interest`]: which events can take part in the join (memory bounded by the evidence)
 //! - [`keys`]: which KMS key a `Sign` used
 //! - [`join`]: the index, the per-image join and the verdicts (the evidence rules are there)
 //! - [`usage`]: `--key-usage`, orphan `Sign` events
 //! - [`git`]: commits named in annotations
 //! - [`timeline`]: the picture
 //!
-//! [`TrailFor`] is the tool: events are loaded once per process, lazily, on the first record.
+//! [`TrailFor`] is the tool: it reads every input record first (they decide which events can
+//! matter: [`interest`]), then loads the trail once, in two explicit passes over the log files
+//! (the `Sign` and `PutImage` events of those images and keys; then the role assumptions of the
+//! callers found), and joins each record.
 
 pub mod event;
 pub mod git;
+pub mod interest;
 pub mod join;
 pub mod keys;
 pub mod source;
@@ -82,6 +87,9 @@ pub struct Config {
     pub describe_images: bool,
     /// Registry hosts standing for ECR registries (`--ecr-alias`, then `SIGTRAIL_ECR_ALIASES`).
     pub ecr_aliases: Vec<crate::ecr::EcrAlias>,
+    /// Keep every event of the kinds the join reads, not only those the records can use (the
+    /// equivalence test's switch; the answers must be the same).
+    pub keep_all_events: bool,
 }
 
 struct State {
@@ -101,6 +109,8 @@ pub struct TrailFor {
     ecr: crate::ecr::Ecr,
     /// Each image's picture with the input position of its record, in input order.
     pictures: Mutex<Vec<(u64, timeline::Picture)>>,
+    /// What the input records can use, set by `prepare` before the trail is loaded.
+    interest: Mutex<Option<interest::Interest>>,
 }
 
 impl TrailFor {
@@ -120,6 +130,7 @@ impl TrailFor {
             commits: tokio::sync::Mutex::new(HashMap::new()),
             ecr: crate::ecr::Ecr::new(),
             pictures: Mutex::new(Vec::new()),
+            interest: Mutex::new(None),
         })
     }
 
@@ -150,7 +161,36 @@ impl TrailFor {
                 .map(|s| s - window - Duration::hours(ROLE_LOOKBACK_HOURS)),
             until: range.until.map(|u| u + window),
         };
-        let loaded = source::load(&self.config.sources, load_range, LOOKUP_NAMES).await;
+        let interest = if self.config.keep_all_events {
+            interest::Interest::everything()
+        } else {
+            let prepared = self.interest.lock().map(|mut i| i.take()).unwrap_or(None);
+            let mut interest = prepared.unwrap_or_else(|| {
+                interest::Interest::for_records(&[], &[], self.config.key_usage)
+            });
+            if !keys.is_empty() {
+                interest.keys = Some(keys.clone());
+            }
+            interest
+        };
+        let mut loaded =
+            source::load(&self.config.sources, load_range, LOOKUP_NAMES, &interest).await;
+        // The second pass: the role assumptions of the callers found, from the log files.
+        let files: Vec<Source> = self
+            .config
+            .sources
+            .iter()
+            .filter(|s| !matches!(s, Source::Lookup { .. }))
+            .cloned()
+            .collect();
+        let roles = interest::Interest::roles_of(&loaded.events);
+        let mut passes = 1;
+        if matches!(interest.roles, interest::Roles::None) && !files.is_empty() && roles.has_roles()
+        {
+            passes = 2;
+            let second = source::load(&files, load_range, LOOKUP_NAMES, &roles).await;
+            loaded.merge_second_pass(second);
+        }
         let gaps = loaded.warnings.clone();
         warnings.extend(loaded.warnings);
         if loaded.failed_sources == self.config.sources.len() {
@@ -177,8 +217,17 @@ impl TrailFor {
             "until": fmt(range.until),
             "files": loaded.files,
             "records": loaded.records,
-            "events": loaded.events.len(),
+            "events": loaded.events_seen,
         });
+        if std::env::var_os("SIGTRAIL_TRAIL_STATS").is_some() {
+            // For the benchmark: how much of the trail was kept, and in how many passes.
+            eprintln!(
+                "trail-for: stats: records {} events_seen {} events_kept {} passes {passes}",
+                loaded.records,
+                loaded.events_seen,
+                loaded.events.len()
+            );
+        }
         let index = Index::build(loaded.events, &keys, window);
         Ok(Arc::new(State {
             index,
@@ -532,6 +581,17 @@ fn fmt(t: DateTime<Utc>) -> String {
 impl Tool for TrailFor {
     const NAME: &'static str = "trail-for";
     const DEFAULT_JOBS: u16 = 8;
+    const READS_ALL_INPUT: bool = true;
+
+    async fn prepare(&self, records: &[Record]) {
+        if self.config.key_usage {
+            return; // the trail was read for `generate`
+        }
+        let interest = interest::Interest::for_records(records, &[], false);
+        if let Ok(mut slot) = self.interest.lock() {
+            *slot = Some(interest);
+        }
+    }
 
     async fn process(&self, rec: &mut Record) -> Result<Done, Error> {
         if self.config.key_usage {
@@ -604,6 +664,11 @@ fn claimed_signatures(verification: &Value) -> Vec<Claimed> {
                 layer_digest: text("layer_digest")
                     .or_else(|| text("blob_digest"))
                     .or_else(|| text("digest")),
+                request_id: s
+                    .get("layer_annotations")
+                    .and_then(|a| a.get(crate::cosign::KMS_REQUEST_ID_ANNOTATION))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 keys: text("key")
                     .filter(|k| k.starts_with("awskms://"))
                     .and_then(|k| KeySpec::parse(&k).ok())
@@ -732,16 +797,25 @@ fn picture(
         let n = s.index.unwrap_or(0);
         let state = s.verdict.as_str();
         let mut sign_mark = None;
-        if let Some(i) = s.sign {
+        // The proven Sign, or every candidate when the trail cannot tell which it was.
+        let (drawn, label) = match s.sign {
+            Some(i) => (vec![i], format!("sig {n}")),
+            None => (s.candidates.clone(), format!("sig {n}?")),
+        };
+        for i in drawn {
             let e = &ix.events[i];
             if let Some(t) = e.time {
                 sign_mark = Some(marks.len());
+                let one_of = match s.sign {
+                    Some(_) => String::new(),
+                    None => format!(" (one of {} candidates)", s.candidates.len()),
+                };
                 marks.push(Mark {
                     time: t,
                     lane: 3,
-                    label: format!("sig {n}"),
+                    label: label.clone(),
                     detail: format!(
-                        "KMS Sign {} by {}\nevent {} request {}\n{}",
+                        "KMS Sign {} by {}{one_of}\nevent {} request {}\n{}",
                         fmt(t),
                         e.principal.display().unwrap_or("?"),
                         e.id.as_deref().unwrap_or("-"),

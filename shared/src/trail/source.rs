@@ -22,6 +22,7 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt};
 
 use super::event::{self, Event, Parsed};
+use super::interest::{Interest, Roles};
 
 /// Files fetched from S3 at once.
 const S3_CONCURRENCY: usize = 16;
@@ -130,18 +131,32 @@ pub struct Loaded {
     pub files: usize,
     /// Records seen in them.
     pub records: usize,
+    /// Events of the kinds the join reads seen in the range, kept or not (see [`Interest`]).
+    pub events_seen: usize,
     /// Sources that failed as a whole (bucket not found, API refused).
     pub failed_sources: usize,
 }
 
 impl Loaded {
-    fn add(&mut self, origin: &str, result: Result<Parsed, String>, range: &Range) {
+    fn add(
+        &mut self,
+        origin: &str,
+        result: Result<Parsed, String>,
+        range: &Range,
+        interest: &Interest,
+    ) {
         self.files += 1;
         match result {
             Ok(parsed) => {
                 self.records += parsed.records;
-                self.events
-                    .extend(parsed.events.into_iter().filter(|e| range.contains(e.time)));
+                for e in parsed.events {
+                    if range.contains(e.time) {
+                        self.events_seen += 1;
+                        if interest.keeps(&e) {
+                            self.events.push(e);
+                        }
+                    }
+                }
                 // A record that could not be used is a gap only if it may be in the range.
                 self.warnings.extend(
                     parsed
@@ -155,24 +170,41 @@ impl Loaded {
         }
     }
 
+    /// Adds what a second pass over the same files found (role assumptions): its events, and
+    /// any gap the first pass did not already name.
+    pub fn merge_second_pass(&mut self, second: Loaded) {
+        self.events.extend(second.events);
+        for w in second.warnings {
+            if !self.warnings.contains(&w) {
+                self.warnings.push(w);
+            }
+        }
+        self.finish();
+    }
+
     fn finish(&mut self) {
         let mut seen = HashSet::new();
         self.events
             .retain(|e| e.id.as_ref().is_none_or(|id| seen.insert(id.clone())));
-        self.events.sort_by_key(|e| e.time);
+        // Files finish in any order: time, then event id, makes the order the same every run.
+        self.events
+            .sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
     }
 }
 
-/// Reads every source; `names` are the event names `LookupEvents` is asked for.
-pub async fn load(sources: &[Source], range: Range, names: &[&str]) -> Loaded {
+/// Reads every source, keeping the events `interest` keeps; `names` are the event names
+/// `LookupEvents` is asked for.
+pub async fn load(sources: &[Source], range: Range, names: &[&str], interest: &Interest) -> Loaded {
     let mut loaded = Loaded::default();
     let results =
-        futures::future::join_all(sources.iter().map(|s| load_one(s, range, names))).await;
+        futures::future::join_all(sources.iter().map(|s| load_one(s, range, names, interest)))
+            .await;
     for (source, result) in sources.iter().zip(results) {
         match result {
             Ok(part) => {
                 loaded.files += part.files;
                 loaded.records += part.records;
+                loaded.events_seen += part.events_seen;
                 loaded.events.extend(part.events);
                 loaded.warnings.extend(part.warnings);
             }
@@ -186,11 +218,23 @@ pub async fn load(sources: &[Source], range: Range, names: &[&str]) -> Loaded {
     loaded
 }
 
-async fn load_one(source: &Source, range: Range, names: &[&str]) -> Result<Loaded, String> {
+async fn load_one(
+    source: &Source,
+    range: Range,
+    names: &[&str],
+    interest: &Interest,
+) -> Result<Loaded, String> {
     match source {
-        Source::Local(path) => load_local(path.clone(), range).await,
-        Source::S3 { bucket, prefix } => load_s3(bucket, prefix, range).await,
-        Source::Lookup { region } => load_lookup(region.as_deref(), range, names).await,
+        Source::Local(path) => load_local(path.clone(), range, interest).await,
+        Source::S3 { bucket, prefix } => load_s3(bucket, prefix, range, interest).await,
+        Source::Lookup { region } => {
+            // LookupEvents is read once: its role assumptions are all kept in the first pass.
+            let interest = Interest {
+                roles: Roles::All,
+                ..interest.clone()
+            };
+            load_lookup(region.as_deref(), range, names, &interest).await
+        }
     }
 }
 
@@ -309,7 +353,7 @@ fn walk(dir: &Path, range: &Range, depth: usize, out: &mut Vec<PathBuf>, errors:
     }
 }
 
-async fn load_local(path: PathBuf, range: Range) -> Result<Loaded, String> {
+async fn load_local(path: PathBuf, range: Range, interest: &Interest) -> Result<Loaded, String> {
     let meta = tokio::fs::metadata(&path)
         .await
         .map_err(|e| format!("cannot read: {e}"))?;
@@ -337,7 +381,7 @@ async fn load_local(path: PathBuf, range: Range) -> Result<Loaded, String> {
         })
         .buffer_unordered(jobs);
     while let Some((file, result)) = results.next().await {
-        loaded.add(&file.display().to_string(), result, &range);
+        loaded.add(&file.display().to_string(), result, &range, interest);
     }
     Ok(loaded)
 }
@@ -478,7 +522,12 @@ async fn s3_keys(
     }
 }
 
-async fn load_s3(bucket: &str, prefix: &str, range: Range) -> Result<Loaded, String> {
+async fn load_s3(
+    bucket: &str,
+    prefix: &str,
+    range: Range,
+    interest: &Interest,
+) -> Result<Loaded, String> {
     let client = s3_client().await;
     let keys = s3_keys(&client, bucket, prefix, &range).await?;
     let mut loaded = Loaded::default();
@@ -508,7 +557,7 @@ async fn load_s3(bucket: &str, prefix: &str, range: Range) -> Result<Loaded, Str
         })
         .buffer_unordered(S3_CONCURRENCY);
     while let Some((key, result)) = results.next().await {
-        loaded.add(&format!("s3://{bucket}/{key}"), result, &range);
+        loaded.add(&format!("s3://{bucket}/{key}"), result, &range, interest);
     }
     Ok(loaded)
 }
@@ -599,7 +648,12 @@ where
     out
 }
 
-async fn load_lookup(region: Option<&str>, range: Range, names: &[&str]) -> Result<Loaded, String> {
+async fn load_lookup(
+    region: Option<&str>,
+    range: Range,
+    names: &[&str],
+    interest: &Interest,
+) -> Result<Loaded, String> {
     use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
     let config = crate::aws::sdk_config(region).await;
     let Some(region) = config.region().map(|r| r.to_string()) else {
@@ -644,7 +698,7 @@ async fn load_lookup(region: Option<&str>, range: Range, names: &[&str]) -> Resu
                     Some(json) => event::parse_json(json.as_bytes()),
                     None => Err("no CloudTrailEvent".to_string()),
                 };
-                loaded.add(&origin, result, &range);
+                loaded.add(&origin, result, &range, interest);
             }
         }
     }
@@ -735,7 +789,7 @@ mod tests {
             ..Parsed::default()
         };
         let mut loaded = Loaded::default();
-        loaded.add("f.json", Ok(parsed), &range);
+        loaded.add("f.json", Ok(parsed), &range, &Interest::everything());
         assert_eq!(loaded.warnings, ["f.json: inside", "f.json: no time"]);
     }
 
@@ -798,7 +852,7 @@ mod tests {
             until: Some(t("2022-03-08T00:00:00Z")),
         };
         let source: Source = dir.path().to_str().unwrap().parse().unwrap();
-        let loaded = load(&[source], range, &[]).await;
+        let loaded = load(&[source], range, &[], &Interest::everything()).await;
         assert_eq!(
             loaded.files, 3,
             "the old day folder, CloudTrail-Digest/ and Config/ are skipped, the text file ignored"
@@ -815,7 +869,13 @@ mod tests {
             "{}",
             loaded.warnings[0]
         );
-        let missing = load(&[Source::Local(dir.path().join("nope"))], range, &[]).await;
+        let missing = load(
+            &[Source::Local(dir.path().join("nope"))],
+            range,
+            &[],
+            &Interest::everything(),
+        )
+        .await;
         assert_eq!(missing.failed_sources, 1);
     }
 }

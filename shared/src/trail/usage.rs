@@ -1,8 +1,12 @@
-//! `--key-usage`: every KMS `Sign` of a key, with the signature push it explains, or `orphan`.
+//! `--key-usage`: every KMS `Sign` of a key, with the signature push it explains, or `orphan`;
+//! and every failed `Sign` attempt, with its error.
 //!
 //! KMS logs every use of a key, so each `Sign` should explain a signature attached somewhere
 //! (the pairing rules are in `join.rs`). One that explains none is key use nobody can account
-//! for: what a transparency log would have shown.
+//! for: what a transparency log would have shown. A failed call (`errorCode`: throttled,
+//! denied, key disabled) signed nothing, so it is no orphan and explains no signature, but it
+//! is listed as an `attempt`: a burst of `AccessDenied` from an unknown principal is exactly
+//! what a security team wants to see.
 
 use serde_json::{json, Map, Value};
 
@@ -12,14 +16,19 @@ use super::keys::KeySpec;
 use super::source::Range;
 use crate::record::Record;
 
-/// One record per `Sign` event of `keys` within `range`, in time order.
+/// One record per `Sign` event and failed `Sign` attempt of `keys` within `range`, in time
+/// order.
 pub fn key_usage(ix: &Index, keys: &[KeySpec], range: &Range) -> Vec<Record> {
     let mut out = Vec::new();
     for (i, e) in ix.events.iter().enumerate() {
-        let Some(sign) = e.as_sign() else { continue };
         if !range.contains(e.time) || !keys.iter().any(|k| k.matches(e)) {
             continue;
         }
+        if let Some(f) = e.as_failed_sign() {
+            out.push(attempt(ix, i, f));
+            continue;
+        }
+        let Some(sign) = e.as_sign() else { continue };
         let intro = ix.intro_of_sign(i);
         let role = ix.role_of(i);
         let mut rec = Record::new();
@@ -59,8 +68,8 @@ pub fn key_usage(ix: &Index, keys: &[KeySpec], range: &Range) -> Vec<Record> {
                 if let Some(l) = ix.intros[n].layer {
                     push["layer"] = l.into();
                 }
-                if ix.intros[n].candidates > 1 {
-                    push["candidates"] = ix.intros[n].candidates.into();
+                if ix.intros[n].candidates.len() > 1 {
+                    push["candidates"] = ix.intros[n].candidates.len().into();
                 }
                 trail.insert("signature_push".into(), push);
                 events.push((p.time, event_json(p, "signature_push")));
@@ -96,6 +105,39 @@ pub fn key_usage(ix: &Index, keys: &[KeySpec], range: &Range) -> Vec<Record> {
         out.push(rec);
     }
     out
+}
+
+/// The record of a failed `Sign` call: `attempt` with the error, no `orphan` field.
+fn attempt(ix: &Index, i: usize, f: &event::FailedSign) -> Record {
+    let e = &ix.events[i];
+    let mut kms = Map::new();
+    kms.insert("key_arn".into(), f.sign.key_arn.clone().into());
+    kms.insert("key_id".into(), f.sign.key_id.clone().into());
+    kms.insert("request_id".into(), e.request_id.clone().into());
+    kms.insert(
+        "time".into(),
+        e.time
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .into(),
+    );
+    kms.insert("event_id".into(), e.id.clone().into());
+    kms.insert(
+        "principal".into(),
+        e.principal.display().map(str::to_string).into(),
+    );
+    kms.retain(|_, v| !v.is_null());
+    let mut attempt = Map::new();
+    attempt.insert("error_code".into(), f.error_code.clone().into());
+    attempt.insert("error_message".into(), f.error_message.clone().into());
+    attempt.retain(|_, v| !v.is_null());
+    let mut rec = Record::new();
+    rec.insert("kms".into(), Value::Object(kms));
+    rec.insert("attempt".into(), Value::Object(attempt));
+    rec.insert(
+        "trail".into(),
+        json!({"events": [event_json(e, "kms_sign_attempt")]}),
+    );
+    rec
 }
 
 fn humantime(d: chrono::Duration) -> String {

@@ -16,6 +16,7 @@ use super::{
     Subject, TrustedKey, Verification, MAX_LAYERS, MAX_PAYLOAD_BYTES, SIGNATURE_ANNOTATION,
     SIMPLE_SIGNING_MEDIA_TYPE,
 };
+use crate::cosign::KMS_REQUEST_ID_ANNOTATION;
 use crate::error::{Error, Result};
 use crate::payload::is_sha256_digest;
 use crate::record::{get_str, Record};
@@ -283,8 +284,10 @@ fn layer(l: &Value) -> SignatureLayer {
         annotations: Default::default(),
         unreadable: None,
     };
-    if let Some(ts) = annotation(RFC3161_ANNOTATION) {
-        layer.annotations.insert(RFC3161_ANNOTATION.into(), ts);
+    for key in [RFC3161_ANNOTATION, KMS_REQUEST_ID_ANNOTATION] {
+        if let Some(v) = annotation(key) {
+            layer.annotations.insert(key.into(), v);
+        }
     }
     if layer.media_type == SIMPLE_SIGNING_MEDIA_TYPE {
         if !layer.digest.as_deref().is_some_and(is_sha256_digest) {
