@@ -455,7 +455,7 @@ pub fn signature_manifest_with_ids(layers: &[(Vec<u8>, String, Option<String>)])
     let config = json!({
         "architecture": "", "created": "0001-01-01T00:00:00Z",
         "history": layers.iter().map(|_| json!({"created": "0001-01-01T00:00:00Z"})).collect::<Vec<_>>(),
-        "os": "", "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|(p, _)| d(p)).collect::<Vec<_>>()},
+        "os": "", "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|(p, _, _)| d(p)).collect::<Vec<_>>()},
         "config": {}
     })
     .to_string();
