@@ -751,7 +751,10 @@ fn an_extra_sign_in_the_release_session_cannot_make_a_post_compromise_image_trus
                 // Every Sign of the session within the window could be this one's.
                 assert_eq!(s["signed_at"], Value::Null, "{what}: {n}: {s:#}");
                 assert_eq!(s["signed_after"], extra.time.as_str(), "{what}: {n}");
-                assert_eq!(s["evidence"]["candidates"], n + 2, "{what}: {n}");
+                // The extra Sign and those before the push (a Sign in the push's second
+                // counts too: CloudTrail times have one-second precision).
+                let candidates = s["evidence"]["candidates"].as_u64().unwrap() as usize;
+                assert!((n + 2..=5).contains(&candidates), "{what}: {n}: {s:#}");
             }
         }
         let reasons = recs[3]["trail"]["reasons"].to_string();
@@ -819,15 +822,8 @@ fn keeping_only_what_the_records_can_use_changes_no_answer() {
             &input,
         );
         check_trusted(&with_key.0[0], &run, "filtered");
-        // The noise image's push is found too (an image push of a digest in hand).
+        // A digest nobody signed: no evidence, either way.
         assert_eq!(with_key.0[1]["trail"]["verdict"], "unexplained");
-        assert!(
-            with_key.0[1]["trail"]["events"]
-                .to_string()
-                .contains("noise-event-5000006"),
-            "{:#}",
-            with_key.0[1]
-        );
         both_ways(
             &[
                 "--cloudtrail",

@@ -89,6 +89,10 @@ pub struct Intro {
     /// Every `Sign` by any other caller within the same window: a signature can be made by one
     /// caller and pushed by another, so these could have made it too.
     pub others: Vec<usize>,
+    /// Whether some one-to-one pairing of the whole trail leaves this introduction without a
+    /// `Sign`: its caller pushed more signatures around this time than it made `Sign` calls,
+    /// so one of them was signed by someone else (or its `Sign` is missing), maybe this one.
+    pub short: bool,
 }
 
 /// Every event, indexed for the per-image join; built once per process.
@@ -182,6 +186,7 @@ impl Index {
                     sign: None,
                     candidates: Vec::new(),
                     others: Vec::new(),
+                    short: false,
                 };
                 match &p.signature_layers {
                     Some(layers) => {
@@ -252,8 +257,77 @@ impl Index {
                 ix.intros[n].sign = Some(s);
             }
         }
+        ix.mark_short();
         ix.events = events;
         ix
+    }
+
+    /// Marks every introduction that some maximum one-to-one pairing leaves without a `Sign`
+    /// (Hall's condition: a group of pushes with fewer candidate `Sign` events than pushes).
+    /// A maximum matching is grown from the pairing above with augmenting paths; then every
+    /// introduction reachable from an unmatched one by an alternating path can be the one left
+    /// out.
+    fn mark_short(&mut self) {
+        let n = self.intros.len();
+        let mut mate: Vec<Option<usize>> = self.intros.iter().map(|i| i.sign).collect();
+        let mut owner: HashMap<usize, usize> = HashMap::new();
+        for (i, m) in mate.iter().enumerate() {
+            if let Some(s) = m {
+                owner.insert(*s, i);
+            }
+        }
+        for start in 0..n {
+            if mate[start].is_some() || self.intros[start].candidates.is_empty() {
+                continue;
+            }
+            // Breadth-first search for an augmenting path from `start`.
+            let mut parent: HashMap<usize, (usize, Option<usize>)> = HashMap::new();
+            let mut queue = std::collections::VecDeque::from([start]);
+            let mut seen_signs: HashSet<usize> = HashSet::new();
+            let mut free = None;
+            while let Some(u) = queue.pop_front() {
+                for &s in &self.intros[u].candidates {
+                    if !seen_signs.insert(s) {
+                        continue;
+                    }
+                    parent.insert(s, (u, mate[u]));
+                    match owner.get(&s) {
+                        None => {
+                            free = Some(s);
+                            break;
+                        }
+                        Some(&v) => queue.push_back(v),
+                    }
+                }
+                if free.is_some() {
+                    break;
+                }
+            }
+            // Flip the path: each intro on it takes the sign that led to it.
+            let mut s = free;
+            while let Some(sign) = s {
+                let (u, previous) = parent[&sign];
+                mate[u] = Some(sign);
+                owner.insert(sign, u);
+                s = previous;
+            }
+        }
+        let mut reached: Vec<bool> = mate.iter().map(Option::is_none).collect();
+        let mut queue: std::collections::VecDeque<usize> = (0..n).filter(|&i| reached[i]).collect();
+        while let Some(u) = queue.pop_front() {
+            for s in &self.intros[u].candidates {
+                if let Some(&v) = owner.get(s) {
+                    if !reached[v] {
+                        reached[v] = true;
+                        queue.push_back(v);
+                    }
+                }
+            }
+        }
+        for (intro, short) in self.intros.iter_mut().zip(reached) {
+            // Without candidates it is unexplained anyway.
+            intro.short = short && !intro.candidates.is_empty();
+        }
     }
 
     /// Another introduction, with a different signature, that claims the same request id.
@@ -775,6 +849,17 @@ pub fn join(ix: &Index, policy: &Policy, img: &Image) -> Joined {
             } else {
                 Verdict::Trusted
             };
+            if let Some(n) = intro.filter(|&n| ix.intros[n].short) {
+                v = Verdict::Unexplained;
+                let push = &ix.events[ix.intros[n].push];
+                reasons.push(format!(
+                    "{label}: {} pushed more signatures around {} than it made KMS Sign calls \
+                     within {window} before them, so one of those signatures was made by someone \
+                     else or its Sign is missing from the trail, and this may be the one",
+                    push.principal.display().unwrap_or("the pusher"),
+                    fmt_time(push.time)
+                ));
+            }
             let name = |s: usize| {
                 let e = &ix.events[s];
                 let by = if candidates.contains(&s) {

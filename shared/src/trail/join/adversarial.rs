@@ -426,6 +426,18 @@ fn cases() -> Vec<Case> {
             expect: &[('a', Trusted)],
         },
         Case {
+            name: "the release session pushes one signature more than it signed",
+            events: vec![
+                sign("s1", 10, RELEASE),
+                push("p1", 11, RELEASE, 'a', &[("sig-a", None)]),
+                sign("mallory", 20, MALLORY),
+                push("p2", 21, RELEASE, 'b', &[("sig-b", None)]),
+            ],
+            compromised_at: 100,
+            // s1 can explain only one of the two: either could be the one signed elsewhere.
+            expect: &[('a', Unexplained), ('b', Unexplained)],
+        },
+        Case {
             name: "only another principal signed before the push",
             events: vec![
                 sign("other", 11, MALLORY),
