@@ -311,4 +311,5 @@ pub mod check_sig;
 pub mod faults;
 pub mod hostile;
 pub mod interop;
+pub mod listen;
 pub mod own_registry;
