@@ -275,6 +275,7 @@ pub fn sigtrail_7() -> Result<String> {
     }
     let mut page = format!(
         ".TH SIGTRAIL 7 \"\" \"sigtrail {VERSION}\" \"sigtrail manual\"\n\
+         .nh\n\
          .SH NAME\nsigtrail \\- the record stream the six sigtrail tools share\n\
          .SH DESCRIPTION\n\
          sigtrail signs and verifies container images in private registries with AWS KMS keys, \
