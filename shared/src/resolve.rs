@@ -103,6 +103,7 @@ impl Resolver {
         }
         let image = ImageRef::parse(input)?;
         let manifest = self.registry.get_manifest(&image).await?;
+        manifest.check()?;
         let tag = image.tag.as_deref();
         let mut first = fields(&image, tag, &manifest.digest, &manifest.media_type);
         if let Some(target) = self.ecr_target(&image) {
@@ -172,6 +173,7 @@ impl Resolver {
                     .registry
                     .get_manifest(&image.with_digest(&entry.digest))
                     .await?;
+                child.check()?;
                 let mut f = fields(image, tag, &child.digest, &child.media_type);
                 if let Some(p) = entry.platform {
                     f.push(("platform", Value::from(p)));
@@ -214,7 +216,11 @@ impl Resolver {
                 let image = repo.with_tag(tag);
                 let media_type = match &img.media_type {
                     Some(m) => m.clone(),
-                    None => self.registry.get_manifest(&image).await?.media_type,
+                    None => {
+                        let m = self.registry.get_manifest(&image).await?;
+                        m.check()?;
+                        m.media_type
+                    }
                 };
                 let mut f = fields(&image, Some(tag), &img.digest, &media_type);
                 if let Some(m) = &mutability {
@@ -227,6 +233,7 @@ impl Resolver {
                         .registry
                         .get_manifest(&image.with_digest(&img.digest))
                         .await?;
+                    manifest.check()?;
                     out.extend(self.platform_records(&image, Some(tag), &manifest).await?);
                 }
             }
@@ -240,6 +247,7 @@ impl Resolver {
                     let image = repo.with_tag(&tag);
                     match self.registry.get_manifest(&image).await {
                         Ok(m) => {
+                            m.check()?;
                             let mut v = vec![fields(&image, Some(&tag), &m.digest, &m.media_type)];
                             v.extend(self.platform_records(&image, Some(&tag), &m).await?);
                             Ok(Some(v))

@@ -3,10 +3,10 @@
 //! throttled by the fault proxy ([`crate::faults::Proxy::operations`],
 //! [`crate::faults::Proxy::throttle_next`]).
 
-use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::listen::wait_serving;
 use crate::{env, python, run_ok};
 
 /// One signature for [`verify_independently`].
@@ -85,7 +85,8 @@ print(arn)
 }
 
 /// A stock moto 5.2.5 server (no DIGEST fix: it hashes a DIGEST message again, so its
-/// signatures do not verify); killed on drop.
+/// signatures do not verify), on a port it binds itself (port 0, read back from the kernel:
+/// [`crate::listen`]); killed on drop.
 pub struct StockMoto {
     pub endpoint: String,
     child: Child,
@@ -93,25 +94,25 @@ pub struct StockMoto {
 
 impl StockMoto {
     pub fn start() -> StockMoto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new(&env().python)
+        let mut child = Command::new(&env().python)
             .args([
                 "-c",
                 "import sys; from moto.server import main; main(sys.argv[1:])",
             ])
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start moto");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "stock moto did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let (port, _) = match wait_serving(&mut child, None, "/moto-api/", Duration::from_secs(60))
+        {
+            Ok(up) => up,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("stock moto did not start: {e}");
+            }
+        };
         StockMoto {
             endpoint: format!("http://127.0.0.1:{port}"),
             child,

@@ -153,15 +153,19 @@ pub fn python(code: &str, args: &[&str]) -> Command {
     cmd
 }
 
+/// Where the built tools are: they are uplifted into the target dir (which may differ from the
+/// build dir that holds this test binary): `$CARGO_TARGET_DIR/debug` when set, else the
+/// workspace's `target/debug`.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("debug")
+}
+
 /// A command for one of the workspace's tools (`cargo xtask test` builds them all first).
 pub fn tool(name: &str) -> Command {
-    // Tools are uplifted into the target dir (which may differ from the build dir that holds
-    // this test binary): `$CARGO_TARGET_DIR` when set, else the workspace's `target/`.
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let dir = target.join("debug");
-    let path = dir.join(name);
+    let path = tools_dir().join(name);
     assert!(
         path.exists(),
         "{} is not built: `cargo xtask test` builds it, or run `cargo build --bins`",
@@ -315,4 +319,5 @@ pub mod cosign;
 pub mod faults;
 pub mod hostile;
 pub mod interop;
+pub mod listen;
 pub mod own_registry;

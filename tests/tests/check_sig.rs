@@ -447,19 +447,35 @@ fn a_registry_that_dies_mid_batch_leaves_every_record_accounted_for() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    use std::io::Write;
-    // the first half goes through, then the registry stops, then the rest
+    use std::io::{BufRead, Write};
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = tx.send(line.expect("read stdout"));
+        }
+    });
+    // the first half goes through (the registry stops once its last record is out, not after
+    // a guessed time), then the rest
     let half: String = records[..n / 2].iter().map(|r| format!("{r}\n")).collect();
     stdin.write_all(half.as_bytes()).unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    stdin.flush().unwrap();
+    let mut lines: Vec<String> = (0..n / 2)
+        .map(|_| {
+            rx.recv_timeout(std::time::Duration::from_secs(120))
+                .expect("a record of the first half")
+        })
+        .collect();
     let mut private = private;
     private.kill();
     let rest: String = records[n / 2..].iter().map(|r| format!("{r}\n")).collect();
     stdin.write_all(rest.as_bytes()).unwrap();
     drop(stdin);
     let out = child.wait_with_output().unwrap();
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
+    reader.join().expect("stdout reader");
+    lines.extend(rx.try_iter());
+    let lines: Vec<Value> = lines
+        .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), n, "every record comes out");

@@ -2,7 +2,7 @@
 //! through an ECR alias, a registry that restarts mid-batch, and a scripted HTTP server for
 //! what a real registry never does (wrong bytes, 429/503, redirects to another host).
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -416,14 +416,15 @@ fn missing_images_and_bad_references_give_error_records() {
 
 #[test]
 fn a_registry_that_is_down_gives_an_error_record() {
-    // A port nothing listens on (bound, then released).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Port 1 (tcpmux): nothing listens there, and no test server can take it, since the kernel
+    // only hands out ports from the ephemeral range for port 0. (A port bound then released
+    // could be taken by a server another test starts meanwhile.)
+    assert!(
+        std::net::TcpStream::connect("127.0.0.1:1").is_err(),
+        "something listens on 127.0.0.1:1"
+    );
     let started = Instant::now();
-    let (recs, code, _) = digest_of(&[&format!("127.0.0.1:{port}/app:v1")]);
+    let (recs, code, _) = digest_of(&["127.0.0.1:1/app:v1"]);
     assert_eq!(code, 1);
     assert_eq!(recs[0]["error"]["kind"], "registry");
     assert!(s(&recs[0]["error"], "message").contains("cannot reach"));
@@ -451,13 +452,24 @@ fn a_batch_survives_a_registry_restart() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = tx.send(line.expect("read stdout"));
+        }
+    });
     for _ in 0..20 {
         writeln!(stdin, "{host}/restart:v1").unwrap();
     }
     stdin.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Killed once the batch is under way: its first record is out.
+    let first = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("a first record");
     registry.kill();
-    // Records arriving while the registry is down.
+    // Records arriving while the registry is down (for 1.5 s: the outage, not a wait for
+    // anything; digest-of retries with backoff for longer than that).
     for _ in 0..20 {
         writeln!(stdin, "{host}/restart:v1").unwrap();
     }
@@ -469,13 +481,18 @@ fn a_batch_survives_a_registry_restart() {
     }
     drop(stdin);
     let out = child.wait_with_output().unwrap();
+    reader.join().expect("stdout reader");
     drop(registry);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let recs = records(&out.stdout);
+    let stdout: String = std::iter::once(first)
+        .chain(rx.try_iter())
+        .map(|l| l + "\n")
+        .collect();
+    let recs = records(stdout.as_bytes());
     assert_eq!(recs.len(), 60);
     assert!(recs.iter().all(|r| s(r, "digest") == digest));
 }

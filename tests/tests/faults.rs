@@ -150,7 +150,7 @@ fn digest_of_with_every_body_truncated_reports_errors_not_digests() {
     assert_eq!(out.status.code(), Some(1), "{case}");
 }
 
-/// The registry is killed (SIGKILL) a second into the batch and started again three seconds
+/// The registry is killed (SIGKILL) once the batch is under way and started again three seconds
 /// later with the same storage; the batch finishes with every image resolved.
 #[test]
 fn digest_of_batch_survives_a_registry_restart() {
@@ -167,13 +167,24 @@ fn digest_of_batch_survives_a_registry_restart() {
     let mut cmd = tool("digest-of");
     cmd.args(["--jobs", "2"]);
     let batch = std::thread::spawn(move || run(&mut cmd, input.as_bytes()));
-    std::thread::sleep(Duration::from_secs(1));
+    // Killed once the batch is under way (ten requests through; the 100 images take at least
+    // 3 s at 60 ms each, two at a time), not after a guessed time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while proxy.seen().len() < 10 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         !batch.is_finished(),
         "the batch ended before the registry was killed"
     );
     registry.kill();
-    std::thread::sleep(Duration::from_secs(3));
+    // Down for three seconds, and until the tool has met it down.
+    let down = std::time::Instant::now();
+    while down.elapsed() < Duration::from_secs(3)
+        || (proxy.upstream_down() < 1 && down.elapsed() < Duration::from_secs(15))
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     registry.restart();
     let out = batch.join().expect("batch thread");
     let errors = account("digest-of across a restart", &out, &images);
@@ -556,14 +567,13 @@ fn signing_pipeline_survives_a_registry_restart() {
     let input = image_lines(&registry, &repo, &all);
     let stages = signing_pipeline(&key, &aws);
     let batch = std::thread::spawn(move || pipeline(stages, input.as_bytes()));
-    // Killed once attach-sig has started writing (its first blob upload), mid-batch.
-    let writing = || proxy.seen().iter().any(|r| r.method == "POST");
+    // Killed once attach-sig is writing (its third blob upload), mid-batch.
+    let writing = || proxy.seen().iter().filter(|r| r.method == "POST").count() >= 3;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while !writing() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(writing(), "attach-sig never started writing");
-    std::thread::sleep(Duration::from_millis(300));
     assert!(
         !batch.is_finished(),
         "the batch ended before the registry was killed"

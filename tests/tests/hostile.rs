@@ -935,3 +935,170 @@ fn payload_for_refuses_hostile_registry_and_repository_fields() {
         check("payload-for", &[], rec(registry, repository), "ok");
     }
 }
+
+/// A registry (a scripted one: no real registry stores these) serving hostile bodies under
+/// manifest media types: digest-of reports no digest for any of them, only an error record
+/// naming what is wrong; the two honest manifests around them resolve.
+#[test]
+fn digest_of_refuses_manifests_that_are_not_manifests() {
+    use sigtrail_tests::fake_http::{FakeHttp, Response};
+    const OCI: &str = "application/vnd.oci.image.manifest.v1+json";
+    const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    let config = format!(
+        "{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:{}\",\"size\":2}}",
+        "a".repeat(64)
+    );
+    let good = format!(
+        "{{\"schemaVersion\":2,\"mediaType\":\"{OCI}\",\"config\":{config},\"layers\":[]}}"
+    );
+    let entry = |media_type: &str| {
+        format!(
+            "{{\"mediaType\":\"{media_type}\",\"digest\":\"sha256:{}\",\"size\":9}}",
+            "b".repeat(64)
+        )
+    };
+    let mut invalid_utf8 = b"{\"schemaVersion\":2,\"mediaType\":\"".to_vec();
+    invalid_utf8.extend_from_slice(b"\xff\xfe\"}");
+    // tag, Content-Type, body, what the error message must say ("" for an honest manifest)
+    let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        ("honest", OCI, good.clone().into_bytes(), ""),
+        (
+            "deep",
+            OCI,
+            format!("{}{}", "[".repeat(200_000), "]".repeat(200_000)).into_bytes(),
+            "recursion limit",
+        ),
+        (
+            "deep-inside",
+            OCI,
+            format!(
+                "{{\"schemaVersion\":2,\"layers\":{}{}}}",
+                "[".repeat(200_000),
+                "]".repeat(200_000)
+            )
+            .into_bytes(),
+            "recursion limit",
+        ),
+        ("utf8", OCI, invalid_utf8, "not UTF-8"),
+        (
+            "array",
+            OCI,
+            b"[{\"schemaVersion\":2}]".to_vec(),
+            "JSON array, not an object",
+        ),
+        (
+            "string",
+            OCI,
+            b"\"a manifest\"".to_vec(),
+            "JSON string, not an object",
+        ),
+        (
+            "schema1",
+            OCI,
+            good.replace("\"schemaVersion\":2", "\"schemaVersion\":1")
+                .into_bytes(),
+            "schemaVersion 1, not 2",
+        ),
+        (
+            "schema-text",
+            OCI,
+            good.replace("\"schemaVersion\":2", "\"schemaVersion\":\"2\"")
+                .into_bytes(),
+            "schemaVersion \"2\", not 2",
+        ),
+        (
+            "claims-index",
+            OCI,
+            good.replace(OCI, INDEX).into_bytes(),
+            "says mediaType",
+        ),
+        (
+            "index-served-as-manifest",
+            OCI,
+            format!("{{\"schemaVersion\":2,\"manifests\":[{}]}}", entry(OCI)).into_bytes(),
+            "without a config",
+        ),
+        (
+            "index-of-layers",
+            INDEX,
+            format!(
+                "{{\"schemaVersion\":2,\"manifests\":[{}]}}",
+                entry("application/vnd.oci.image.layer.v1.tar+gzip")
+            )
+            .into_bytes(),
+            "not an image manifest or index",
+        ),
+        (
+            "index-of-strings",
+            INDEX,
+            b"{\"schemaVersion\":2,\"manifests\":[\"sha256:00\",7]}".to_vec(),
+            "not a descriptor",
+        ),
+        (
+            "index-no-list",
+            INDEX,
+            b"{\"schemaVersion\":2,\"manifests\":{}}".to_vec(),
+            "without a manifests array",
+        ),
+        (
+            "html",
+            "text/html",
+            good.clone().into_bytes(),
+            "not an image manifest or index",
+        ),
+        (
+            "honest-index",
+            INDEX,
+            format!(
+                "{{\"schemaVersion\":2,\"mediaType\":\"{INDEX}\",\"manifests\":[{}]}}",
+                entry(OCI)
+            )
+            .into_bytes(),
+            "",
+        ),
+    ];
+    let served: Vec<(String, String, Vec<u8>)> = cases
+        .iter()
+        .map(|(tag, ct, body, _)| {
+            (
+                format!("/v2/app/manifests/{tag}"),
+                ct.to_string(),
+                body.clone(),
+            )
+        })
+        .collect();
+    let server =
+        FakeHttp::start(
+            move |req, _| match served.iter().find(|(path, _, _)| *path == req.path) {
+                Some((_, ct, body)) => Response::new(200)
+                    .header("Content-Type", ct)
+                    .body(body.clone()),
+                None => Response::new(404),
+            },
+        );
+    let input: String = cases
+        .iter()
+        .map(|(tag, ..)| format!("{}/app:{tag}\n", server.addr))
+        .collect();
+    let expect: Vec<&str> = cases
+        .iter()
+        .map(|(.., why)| if why.is_empty() { "ok" } else { "bad_manifest" })
+        .collect();
+    let records = check("digest-of", &[], input, &expect.join(","));
+    for ((tag, _, body, why), rec) in cases.iter().zip(&records) {
+        if why.is_empty() {
+            let digest = format!(
+                "sha256:{}",
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body))
+            );
+            assert_eq!(rec["digest"], digest.as_str(), "{tag}");
+            continue;
+        }
+        assert!(
+            rec.get("digest").is_none(),
+            "{tag}: a digest for a bad manifest: {rec:?}"
+        );
+        let msg = rec["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(why), "{tag}: {msg:?} does not say {why:?}");
+    }
+}

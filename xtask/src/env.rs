@@ -1,6 +1,8 @@
 //! `cargo xtask env up|down|status`: the local servers the end-to-end tests and the demo use.
 //!
-//! Three processes on free 127.0.0.1 ports, all state in one directory (configs, storage, logs,
+//! Three processes on 127.0.0.1 ports each binds itself (port 0; the port is read back from the
+//! kernel, `tests/src/listen.rs`, so no port is chosen and released for a server to race for),
+//! all state in one directory (configs, storage, logs,
 //! pids, `env.sh`, `env.json`):
 //! - an anonymous registry (`docker-registry serve`, filesystem storage, deletes enabled)
 //! - a registry with htpasswd basic auth, with a generated password
@@ -12,12 +14,15 @@ use crate::install::Tools;
 use crate::step;
 use anyhow::{bail, Context, Result};
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "../../tests/src/listen.rs"]
+mod listen;
+use listen::{http_status, wait_serving};
 
 const AUTH_USER: &str = "sigtrail";
 
@@ -36,7 +41,6 @@ impl Env {
 
 struct Service {
     name: &'static str,
-    port: u16,
     /// HTTP status of `GET probe` that means the server is ready.
     probe: &'static str,
     ready_status: u16,
@@ -82,13 +86,12 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
         fs::create_dir_all(dir.join(d))?;
     }
     let dir = fs::canonicalize(dir)?;
-    let [p0, p1, pm] = free_ports()?;
     let pass = random_hex(12)?;
     let d = |p: &str| dir.join(p).display().to_string();
 
     fs::write(
         dir.join("registry.yml"),
-        registry_config(p0, &d("registry"), None)?,
+        registry_config(0, &d("registry"), None)?,
     )?;
     // Not through run_cmd: that echoes the command line, and this one holds the password.
     let htpasswd = Command::new("htpasswd")
@@ -101,23 +104,8 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
     if !htpasswd.success() {
         bail!("htpasswd failed with {htpasswd}");
     }
-    let auth = registry_config(p1, &d("registry-auth"), Some(&d("htpasswd")))?;
+    let auth = registry_config(0, &d("registry-auth"), Some(&d("htpasswd")))?;
     fs::write(dir.join("registry-auth.yml"), auth)?;
-    let auth_b64 = base64(format!("{AUTH_USER}:{pass}").as_bytes());
-    let docker = serde_json::json!({"auths": {format!("127.0.0.1:{p1}"): {"auth": auth_b64}}});
-    fs::write(
-        dir.join("docker/config.json"),
-        serde_json::to_string_pretty(&docker)? + "\n",
-    )?;
-    // For skopeo: sigstore attachments on both registries, and a policy that accepts anything
-    // (for pushing; verification tests write their own sigstoreSigned policy).
-    fs::write(
-        dir.join("registries.d/local.yaml"),
-        format!(
-            "docker:\n  127.0.0.1:{p0}:\n    use-sigstore-attachments: true\n  \
-             127.0.0.1:{p1}:\n    use-sigstore-attachments: true\n"
-        ),
-    )?;
     fs::write(
         dir.join("policy-accept.json"),
         "{\"default\":[{\"type\":\"insecureAcceptAnything\"}]}\n",
@@ -130,7 +118,7 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
     let scripts = root.join("scripts");
     let mut moto = Command::new(&tools.python);
     moto.arg(scripts.join("moto_server.py"))
-        .args(["-H", "127.0.0.1", "-p", &pm.to_string()])
+        .args(["-H", "127.0.0.1", "-p", "0"])
         .env("SIGTRAIL_MOTO_LOOKUP_EVENTS_FILE", &lookup_events)
         .env("SIGTRAIL_MOTO_KMS_CALLS", &kms_calls);
     let registry = |cfg: &str| {
@@ -141,7 +129,6 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
     let services = [
         Service {
             name: "registry",
-            port: p0,
             probe: "/v2/",
             ready_status: 200,
             cmd: registry("registry.yml"),
@@ -149,7 +136,6 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
         },
         Service {
             name: "registry-auth",
-            port: p1,
             probe: "/v2/",
             ready_status: 401,
             cmd: registry("registry-auth.yml"),
@@ -157,11 +143,13 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
         },
         Service {
             name: "moto",
-            port: pm,
             probe: "/moto-api/",
             ready_status: 200,
             cmd: moto,
-            marker: format!("moto_server.py -H 127.0.0.1 -p {pm}"),
+            marker: format!(
+                "{} -H 127.0.0.1 -p 0",
+                scripts.join("moto_server.py").display()
+            ),
         },
     ];
 
@@ -185,35 +173,56 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
         fs::write(dir.join("pids"), &pids)?;
         children.push((s, child));
     }
+    // Each server binds port 0; its port is the one its own process listens on, and it is up
+    // once it answers its probe there.
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ports = Vec::new();
     for (s, child) in &mut children {
-        loop {
-            if http_status(s.port, s.probe) == Some(s.ready_status) {
-                step(&format!(
-                    "env: {} on 127.0.0.1:{} (pid {})",
-                    s.name,
-                    s.port,
-                    child.id()
-                ));
-                break;
-            }
-            let exited = child.try_wait()?;
-            if exited.is_some() || Instant::now() > deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let port = match wait_serving(child, None, s.probe, left) {
+            Ok((port, status)) if status == s.ready_status => port,
+            up => {
+                let why = match up {
+                    Ok((port, status)) => format!("port {port} answers {status}"),
+                    Err(e) => e,
+                };
                 let log = dir.join("logs").join(format!("{}.log", s.name));
                 let tail = fs::read_to_string(&log).unwrap_or_default();
                 let tail: Vec<&str> = tail.lines().rev().take(15).collect();
                 let _ = down(&dir);
                 bail!(
-                    "{} did not come up ({}); end of {}:\n{}",
+                    "{} did not come up ({why}); end of {}:\n{}",
                     s.name,
-                    exited.map_or("timeout".to_string(), |e| e.to_string()),
                     log.display(),
                     tail.into_iter().rev().collect::<Vec<_>>().join("\n")
                 );
             }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        };
+        step(&format!(
+            "env: {} on 127.0.0.1:{port} (pid {})",
+            s.name,
+            child.id()
+        ));
+        ports.push(port);
     }
+    let [p0, p1, pm] = ports[..] else {
+        bail!("expected three servers")
+    };
+    let auth_b64 = base64(format!("{AUTH_USER}:{pass}").as_bytes());
+    let docker = serde_json::json!({"auths": {format!("127.0.0.1:{p1}"): {"auth": auth_b64}}});
+    fs::write(
+        dir.join("docker/config.json"),
+        serde_json::to_string_pretty(&docker)? + "\n",
+    )?;
+    // For skopeo: sigstore attachments on both registries, and a policy that accepts anything
+    // (for pushing; verification tests write their own sigstoreSigned policy).
+    fs::write(
+        dir.join("registries.d/local.yaml"),
+        format!(
+            "docker:\n  127.0.0.1:{p0}:\n    use-sigstore-attachments: true\n  \
+             127.0.0.1:{p1}:\n    use-sigstore-attachments: true\n"
+        ),
+    )?;
 
     let vars: Vec<(String, String)> = [
         ("SIGTRAIL_REGISTRY", format!("127.0.0.1:{p0}")),
@@ -351,25 +360,6 @@ fn is_ours(pid: &str, marker: &str) -> bool {
         && String::from_utf8_lossy(&cmdline)
             .replace('\0', " ")
             .contains(marker)
-}
-
-/// Free loopback ports from the OS, all three held at once so they differ.
-fn free_ports() -> Result<[u16; 3]> {
-    let l: Vec<TcpListener> = (0..3)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<_, _>>()?;
-    Ok([0, 1, 2].map(|i| l[i].local_addr().map(|a| a.port()).unwrap_or(0)))
-}
-
-/// The status code of `GET path` on 127.0.0.1:port, or None when nothing answers.
-fn http_status(port: u16, path: &str) -> Option<u16> {
-    let mut s =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").ok()?;
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
 fn registry_config(port: u16, storage: &str, htpasswd: Option<&str>) -> Result<String> {

@@ -37,6 +37,9 @@ const APT_PACKAGES: &[&str] = &[
     "libsqlite3-0",
     // trail-for's timeline test renders the page in headless Chromium
     "chromium",
+    // the dist test renders each man page of the bundle with `man -l`
+    "man-db",
+    "groff-base",
 ];
 
 const SKOPEO_VERSION: &str = "1.18.";

@@ -9,6 +9,10 @@
 //! - `bench`: install, env up, release build, `scripts/bench.sh` (signing, check-sig against its
 //!   peers, trail-for over 100,000 CloudTrail records), env down.
 //! - `fuzz`: build the cargo-fuzz targets in `fuzz/` and run each for a while (not part of `test`).
+//! - `dist`: release build, then `sigtrail-VERSION-TARGET.tar.gz` (tools, man pages, completions,
+//!   README, LICENSE, SHA256SUMS; `docgen/`) in `target/dist/`.
+//! - `install-tools --prefix DIR`: release build, then the tools, man pages and completions
+//!   under DIR (`DIR/bin`, `DIR/share/...`).
 
 mod env;
 mod fuzz;
@@ -70,6 +74,32 @@ enum Task {
         /// Targets to run (default: all): manifest, payload, record, reference, signature
         targets: Vec<String>,
     },
+    /// Build the release bundle sigtrail-VERSION-TARGET.tar.gz (six tools, man pages, bash, zsh
+    /// and fish completions, README, LICENSE, SHA256SUMS) and SHA256SUMS beside it.
+    Dist {
+        #[command(flatten)]
+        build: Build,
+        /// Where the bundle goes
+        #[arg(long, value_name = "DIR", default_value = "target/dist")]
+        out: PathBuf,
+    },
+    /// Build the six tools and install them, their man pages and completions under a prefix
+    /// (PREFIX/bin, PREFIX/share/man, PREFIX/share/bash-completion, zsh, fish).
+    InstallTools {
+        #[command(flatten)]
+        build: Build,
+        /// e.g. ~/.local (then ~/.local/bin must be on PATH)
+        #[arg(long, value_name = "DIR")]
+        prefix: PathBuf,
+    },
+}
+
+/// Which build of the tools `dist` and `install-tools` use.
+#[derive(clap::Args)]
+struct Build {
+    /// Use the dev profile (a quick build, for trying the bundle out) instead of release
+    #[arg(long)]
+    debug: bool,
 }
 
 #[derive(Subcommand)]
@@ -161,6 +191,39 @@ fn run(task: Task) -> Result<ExitCode> {
             }
             step("passed");
         }
+        Task::Dist { build, out } => {
+            let out = if out.is_absolute() {
+                out
+            } else {
+                root.join(out)
+            };
+            let bins = build_tools(&root, build.debug)?;
+            docgen(
+                &root,
+                build.debug,
+                &["bundle", "--bins"],
+                &bins,
+                "--out",
+                &out,
+            )?;
+        }
+        Task::InstallTools { build, prefix } => {
+            let prefix = std::path::absolute(&prefix)?;
+            let bins = build_tools(&root, build.debug)?;
+            docgen(
+                &root,
+                build.debug,
+                &["install", "--bins"],
+                &bins,
+                "--prefix",
+                &prefix,
+            )?;
+            step(&format!(
+                "installed; man pages in {}, completions in {}",
+                prefix.join("share/man").display(),
+                prefix.join("share").display()
+            ));
+        }
         Task::Demo => {
             return with_env(&root, "demo-env", |vars| {
                 let mut demo = Command::new("bash");
@@ -171,6 +234,50 @@ fn run(task: Task) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Builds the six tools (release, or dev with `debug`); returns the directory holding them.
+fn build_tools(root: &Path, debug: bool) -> Result<PathBuf> {
+    let mut args = vec!["build"];
+    if !debug {
+        args.push("--release");
+    }
+    for tool in TOOLS {
+        args.extend(["-p", tool]);
+    }
+    run_cmd(&mut cargo(root, &args))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map_or_else(|| root.join("target"), |t| root.join(t));
+    Ok(target.join(if debug { "debug" } else { "release" }))
+}
+
+/// Runs `sigtrail-docgen ARGS BINS FLAG DIR` (built in the tools' profile, so it shares their
+/// build of the library).
+fn docgen(
+    root: &Path,
+    debug: bool,
+    args: &[&str],
+    bins: &Path,
+    flag: &str,
+    dir: &Path,
+) -> Result<()> {
+    let mut cmd = cargo(root, &["run", "--quiet", "-p", "sigtrail-docgen"]);
+    if !debug {
+        cmd.arg("--release");
+    }
+    cmd.arg("--").args(args).arg(bins).arg(flag).arg(dir);
+    run_cmd(&mut cmd)
+}
+
+/// The six tools, in pipeline order.
+const TOOLS: [&str; 6] = [
+    "digest-of",
+    "payload-for",
+    "kms-sign",
+    "attach-sig",
+    "check-sig",
+    "trail-for",
+];
 
 /// Runs `f` with a fresh environment in `.sigtrail/<name>/` (so it never disturbs one a
 /// developer started with `env up`), and always takes the environment down afterwards.

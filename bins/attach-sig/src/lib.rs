@@ -50,7 +50,7 @@ ECR WITH IMMUTABLE TAGS: a second signature rewrites the sha256-*.sig tag. Allow
 
 /// Attach signatures to images in cosign's .sig layout (JSON records in, JSON records out).
 #[derive(Debug, Parser)]
-#[command(name = "attach-sig", version, after_help = AFTER_HELP)]
+#[command(name = "attach-sig", version = env!("SIGTRAIL_VERSION"), after_help = AFTER_HELP)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,

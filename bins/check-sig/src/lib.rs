@@ -59,7 +59,7 @@ EXIT STATUS:
 
 /// Verifies cosign signatures of image records with trusted keys, cosign-compatible and stricter.
 #[derive(Debug, Parser)]
-#[command(name = "check-sig", version, after_help = AFTER_HELP)]
+#[command(name = "check-sig", version = env!("SIGTRAIL_VERSION"), after_help = AFTER_HELP)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,

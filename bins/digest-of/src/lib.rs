@@ -48,7 +48,7 @@ ECR ALIASES (local testing):
 
 /// Resolve image references to digests (JSON records in, JSON records out).
 #[derive(Debug, Parser)]
-#[command(name = "digest-of", version, after_help = AFTER_HELP)]
+#[command(name = "digest-of", version = env!("SIGTRAIL_VERSION"), after_help = AFTER_HELP)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,

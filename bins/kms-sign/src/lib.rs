@@ -60,7 +60,7 @@ pub const NAME: &str = "kms-sign";
 #[derive(Debug, Parser)]
 #[command(
     name = "kms-sign",
-    version,
+    version = env!("SIGTRAIL_VERSION"),
     about = "Sign each record's cosign payload with an AWS KMS key or a local key file",
     after_help = "\
 KEY is awskms:///KEY-ID, awskms:///arn:aws:kms:REGION:ACCOUNT:key/KEY-ID, awskms:///alias/NAME,

@@ -36,7 +36,7 @@ pub const GITHUB_ANNOTATIONS: &[(&str, &str)] = &[
 #[derive(Debug, Parser)]
 #[command(
     name = "payload-for",
-    version,
+    version = env!("SIGTRAIL_VERSION"),
     about = "Add the cosign simple-signing payload (base64, exact bytes) to each image record",
     after_help = "\
 Annotations go into the payload's \"optional\" object, sorted by key, exactly as cosign writes

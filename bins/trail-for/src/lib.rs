@@ -82,7 +82,7 @@ github.ref, github.actor (payload-for --github writes these).";
 
 /// Joins CloudTrail, ECR and git into signing times, compromise verdicts and orphan detection
 #[derive(Debug, Parser)]
-#[command(name = "trail-for", version, after_help = EXAMPLES)]
+#[command(name = "trail-for", version = env!("SIGTRAIL_VERSION"), after_help = EXAMPLES)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,

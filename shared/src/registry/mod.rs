@@ -191,6 +191,113 @@ impl Manifest {
         })
     }
 
+    /// Checks that the bytes are what the media type says before anyone reports or signs
+    /// their digest (a registry can serve anything under a manifest media type): UTF-8, one
+    /// JSON object (serde_json's depth limit of 128 refuses hostile nesting without recursing
+    /// deeper), `schemaVersion` 2, a `mediaType` field (when present) equal to the media type
+    /// from `Content-Type`, and the shape of that type: an image manifest has a `config`
+    /// descriptor and a `layers` array of descriptors; an index has a `manifests` array of
+    /// descriptors of image manifests or indexes. Otherwise a `bad_manifest` error naming what
+    /// is wrong.
+    pub fn check(&self) -> Result<(), Error> {
+        let what = format!("manifest {}", self.digest);
+        let bad = |why: String| Error::new("bad_manifest", format!("{what} {why}; refusing it"));
+        if !matches!(
+            self.media_type.as_str(),
+            OCI_MANIFEST | DOCKER_MANIFEST | OCI_INDEX | DOCKER_MANIFEST_LIST
+        ) {
+            return Err(bad(format!(
+                "has media type {:?}, not an image manifest or index",
+                self.media_type
+            )));
+        }
+        if let Err(e) = std::str::from_utf8(&self.bytes) {
+            return Err(bad(format!(
+                "is not UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            )));
+        }
+        let json: Value = serde_json::from_slice(&self.bytes)
+            .map_err(|e| bad(format!("is not valid JSON ({e})")))?;
+        let Some(obj) = json.as_object() else {
+            return Err(bad(format!(
+                "is a JSON {}, not an object",
+                json_kind(&json)
+            )));
+        };
+        match obj.get("schemaVersion") {
+            Some(v) if v.as_u64() == Some(2) => {}
+            Some(v) => return Err(bad(format!("has schemaVersion {v}, not 2"))),
+            None => return Err(bad("has no schemaVersion (must be 2)".to_string())),
+        }
+        match obj.get("mediaType") {
+            None => {}
+            Some(Value::String(m)) if *m == self.media_type => {}
+            Some(m) => {
+                return Err(bad(format!(
+                    "says mediaType {m} but was served as {:?}",
+                    self.media_type
+                )))
+            }
+        }
+        let descriptor = |v: &Value, at: &str| -> Result<(), Error> {
+            let Some(d) = v.as_object() else {
+                return Err(bad(format!(
+                    "has {at} that is a JSON {}, not a descriptor",
+                    json_kind(v)
+                )));
+            };
+            if !d.get("mediaType").is_some_and(Value::is_string) {
+                return Err(bad(format!("has {at} without a string mediaType")));
+            }
+            let digest = d.get("digest").and_then(Value::as_str).unwrap_or_default();
+            if !digest
+                .split_once(':')
+                .is_some_and(|(a, h)| !a.is_empty() && !h.is_empty())
+            {
+                return Err(bad(format!("has {at} without a digest")));
+            }
+            if !d.get("size").is_some_and(|s| s.is_u64()) {
+                return Err(bad(format!("has {at} without a size")));
+            }
+            Ok(())
+        };
+        if self.is_index() {
+            let Some(list) = obj.get("manifests").and_then(Value::as_array) else {
+                return Err(bad("is an index without a manifests array".to_string()));
+            };
+            for (i, m) in list.iter().enumerate() {
+                let at = format!("manifests[{i}]");
+                descriptor(m, &at)?;
+                let media_type = m["mediaType"].as_str().unwrap_or_default();
+                if !matches!(
+                    media_type,
+                    OCI_MANIFEST | DOCKER_MANIFEST | OCI_INDEX | DOCKER_MANIFEST_LIST
+                ) {
+                    return Err(bad(format!(
+                        "lists {at} of media type {media_type:?}, not an image manifest or index"
+                    )));
+                }
+            }
+            self.index_entries()
+                .map_err(|e| Error::new("bad_manifest", e.message))?;
+        } else {
+            let Some(config) = obj.get("config") else {
+                return Err(bad("is an image manifest without a config".to_string()));
+            };
+            descriptor(config, "a config")?;
+            let Some(layers) = obj.get("layers").and_then(Value::as_array) else {
+                return Err(bad(
+                    "is an image manifest without a layers array".to_string()
+                ));
+            };
+            for (i, l) in layers.iter().enumerate() {
+                descriptor(l, &format!("layers[{i}]"))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether this is an image index (OCI index or Docker manifest list).
     pub fn is_index(&self) -> bool {
         is_index(&self.media_type)
@@ -231,6 +338,18 @@ impl Manifest {
             });
         }
         Ok(out)
+    }
+}
+
+/// "array", "string", ... for messages.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
 }
 
@@ -1536,6 +1655,47 @@ mod tests {
             Some("https://x/b")
         );
         assert_eq!(next_link(r#"<https://x/a>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn manifest_checks() {
+        let m = |ct: &str, body: &[u8]| Manifest {
+            bytes: body.to_vec(),
+            digest: sha256_digest(body),
+            media_type: media_type_of(Some(ct), body),
+        };
+        let d = format!("sha256:{}", "a".repeat(64));
+        let image = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{d}","size":2}},"layers":[]}}"#
+        );
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{d}","size":2}}]}}"#
+        );
+        m(OCI_MANIFEST, image.as_bytes()).check().unwrap();
+        m(OCI_INDEX, index.as_bytes()).check().unwrap();
+        // a Docker manifest served as generic JSON: its mediaType decides
+        let docker = image.replace(OCI_MANIFEST, DOCKER_MANIFEST);
+        m("application/json", docker.as_bytes()).check().unwrap();
+        let deep = format!("{}{}", "[".repeat(200_000), "]".repeat(200_000));
+        let not_index = index.replace(OCI_MANIFEST, "application/vnd.oci.image.layer.v1.tar");
+        for (ct, body, want) in [
+            (OCI_MANIFEST, deep.as_bytes(), "not valid JSON (recursion limit"),
+            (OCI_MANIFEST, &b"{\"schemaVersion\":2,\"x\":\"\xff\"}"[..], "not UTF-8 (invalid byte at offset 24)"),
+            (OCI_MANIFEST, b"[1,2]", "is a JSON array, not an object"),
+            (OCI_MANIFEST, b"\"manifest\"", "is a JSON string, not an object"),
+            (OCI_MANIFEST, image.replace(":2,", ":1,").as_bytes(), "schemaVersion 1, not 2"),
+            (OCI_MANIFEST, b"{\"layers\":[]}", "has no schemaVersion"),
+            (OCI_INDEX, image.as_bytes(), "says mediaType \"application/vnd.oci.image.manifest.v1+json\" but was served as \"application/vnd.oci.image.index.v1+json\""),
+            (OCI_INDEX, not_index.as_bytes(), "lists manifests[0] of media type \"application/vnd.oci.image.layer.v1.tar\""),
+            (OCI_INDEX, br#"{"schemaVersion":2,"manifests":["sha256:x"]}"#, "manifests[0] that is a JSON string, not a descriptor"),
+            (OCI_INDEX, br#"{"schemaVersion":2}"#, "without a manifests array"),
+            (OCI_MANIFEST, br#"{"schemaVersion":2,"layers":[]}"#, "an image manifest without a config"),
+            ("text/html", image.as_bytes(), "media type \"text/html\", not an image manifest"),
+        ] {
+            let e = m(ct, body).check().expect_err(want);
+            assert_eq!(e.kind, "bad_manifest");
+            assert!(e.message.contains(want), "{want}: {}", e.message);
+        }
     }
 
     #[test]
