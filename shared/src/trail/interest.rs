@@ -2,10 +2,10 @@
 //! events that can take part in it and its memory is bounded by the evidence, not by the trail.
 //!
 //! From the records in hand (read whole before the trail is loaded) and `--key`:
-//! - **`Sign`** events (and failed attempts) of the keys: `--key`, else the keys every record
-//!   names (`kms.key_arn`, an `awskms://` `key`), else every key;
-//! - **`PutImage`** events of the images' digests (the image pushes) and of their signature
-//!   tags `sha256-<hex>.sig` (the signature pushes); with `--key-usage`, every signature push;
+//! - **`Sign`** events (and failed attempts) of the `--key` keys, else of every key;
+//! - **`PutImage`** events of the images' digests (the image pushes), and every signature push
+//!   (a `sha256-<hex>.sig` tag, of any image): the pairing is one-to-one over the whole trail,
+//!   so another image's signature push can use up the `Sign` that would explain this one;
 //! - **role assumptions** of the callers the first pass found (the principals of the kept
 //!   `Sign` events and signature pushes): a second, explicit pass over the same log files that
 //!   keeps nothing else. `LookupEvents` is asked for the event names only once, and its role
@@ -16,8 +16,6 @@
 //! events of the kept kinds (at most one file per core in flight).
 
 use std::collections::HashSet;
-
-use serde_json::Value;
 
 use super::event::{self, Detail, Event};
 use super::keys::KeySpec;
@@ -38,12 +36,9 @@ pub enum Pushes {
     #[default]
     All,
     None,
-    /// Pushes of these image digests and of these signature tags (every signature tag with
-    /// `all_signature_tags`).
+    /// Every signature push, and the image pushes of these digests.
     Of {
         digests: HashSet<String>,
-        signature_tags: HashSet<String>,
-        all_signature_tags: bool,
     },
 }
 
@@ -70,37 +65,17 @@ impl Interest {
         }
     }
 
-    /// The first pass for `records` (empty for `--key-usage`) and the `--key` keys.
-    pub fn for_records(records: &[Record], keys: &[KeySpec], key_usage: bool) -> Interest {
-        let mut digests = HashSet::new();
-        let mut signature_tags = HashSet::new();
-        let mut record_keys = Vec::new();
-        let mut every_record_names_a_key = true;
-        for rec in records {
-            if let Some(d) = get_str(rec, "digest") {
-                if let Some(tag) = event::sig_tag(d) {
-                    digests.insert(d.to_string());
-                    signature_tags.insert(tag);
-                }
-            }
-            let named = named_keys(rec);
-            every_record_names_a_key &= !named.is_empty();
-            record_keys.extend(named);
-        }
-        let keys = if !keys.is_empty() {
-            keys.to_vec()
-        } else if every_record_names_a_key && !records.is_empty() {
-            record_keys
-        } else {
-            Vec::new()
-        };
+    /// The first pass for `records` (none for `--key-usage`) and the `--key` keys.
+    pub fn for_records(records: &[Record], keys: &[KeySpec]) -> Interest {
+        let digests = records
+            .iter()
+            .filter_map(|rec| get_str(rec, "digest"))
+            .filter(|d| event::sig_tag(d).is_some())
+            .map(str::to_string)
+            .collect();
         Interest {
-            keys: Some(keys),
-            pushes: Pushes::Of {
-                digests,
-                signature_tags,
-                all_signature_tags: key_usage,
-            },
+            keys: Some(keys.to_vec()),
+            pushes: Pushes::Of { digests },
             roles: Roles::None,
         }
     }
@@ -146,16 +121,10 @@ impl Interest {
             Detail::PutImage(p) => match &self.pushes {
                 Pushes::All => true,
                 Pushes::None => false,
-                Pushes::Of {
-                    digests,
-                    signature_tags,
-                    all_signature_tags,
-                } => match p.tag.as_deref() {
-                    Some(t) if event::is_sig_tag(t) => {
-                        *all_signature_tags || signature_tags.contains(t)
-                    }
-                    _ => p.digest.as_ref().is_some_and(|d| digests.contains(d)),
-                },
+                Pushes::Of { digests } => {
+                    p.tag.as_deref().is_some_and(event::is_sig_tag)
+                        || p.digest.as_ref().is_some_and(|d| digests.contains(d))
+                }
             },
             Detail::AssumeRole(a) => match &self.roles {
                 Roles::All => true,
@@ -171,33 +140,4 @@ impl Interest {
             },
         }
     }
-}
-
-/// The keys a record names for its signatures (as the join reads them).
-fn named_keys(rec: &Record) -> Vec<KeySpec> {
-    let mut out = Vec::new();
-    if let Some(arn) = rec
-        .get("kms")
-        .and_then(|k| k.get("key_arn"))
-        .and_then(Value::as_str)
-    {
-        out.extend(KeySpec::parse(arn).ok());
-    }
-    if let Some(k) = get_str(rec, "key").filter(|k| k.starts_with("awskms://")) {
-        out.extend(KeySpec::parse(k).ok());
-    }
-    let signatures = rec
-        .get("verification")
-        .and_then(|v| v.get("signatures"))
-        .and_then(Value::as_array);
-    for s in signatures.into_iter().flatten() {
-        if let Some(k) = s
-            .get("key")
-            .and_then(Value::as_str)
-            .filter(|k| k.starts_with("awskms://"))
-        {
-            out.extend(KeySpec::parse(k).ok());
-        }
-    }
-    out
 }

@@ -165,9 +165,8 @@ impl TrailFor {
             interest::Interest::everything()
         } else {
             let prepared = self.interest.lock().map(|mut i| i.take()).unwrap_or(None);
-            let mut interest = prepared.unwrap_or_else(|| {
-                interest::Interest::for_records(&[], &[], self.config.key_usage)
-            });
+            let mut interest =
+                prepared.unwrap_or_else(|| interest::Interest::for_records(&[], &[]));
             if !keys.is_empty() {
                 interest.keys = Some(keys.clone());
             }
@@ -587,7 +586,7 @@ impl Tool for TrailFor {
         if self.config.key_usage {
             return; // the trail was read for `generate`
         }
-        let interest = interest::Interest::for_records(records, &[], false);
+        let interest = interest::Interest::for_records(records, &[]);
         if let Ok(mut slot) = self.interest.lock() {
             *slot = Some(interest);
         }
