@@ -54,7 +54,7 @@
 //!    the earliest unused candidate. A `Sign` left over is an orphan. Verdicts never rest on
 //!    this choice.
 //! 10. **Failed calls** (`errorCode`) signed nothing: they are never candidates, and
-//!    `--key-usage` lists them as attempts, apart from orphans.
+//!     `--key-usage` lists them as attempts, apart from orphans.
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,0 +1,134 @@
+//! Local copies of the trail: a directory in the bucket layout (or any `*.json[.gz]` under it),
+//! or one file.
+
+use std::path::{Path, PathBuf};
+
+use futures::StreamExt;
+
+use super::{day_of, is_log_file, Loaded, Range};
+use crate::trail::event::{self, Parsed};
+use crate::trail::interest::Interest;
+
+/// Parses one local log file as a stream (never read whole into memory).
+async fn parse_file_blocking(path: PathBuf) -> Result<Parsed, String> {
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path).map_err(|e| format!("cannot read: {e}"))?;
+        event::parse_log_file(file)
+    })
+    .await
+    .map_err(|e| format!("parser stopped: {e}"))?
+}
+
+/// Folders followed below the walk's root at the most (a symlink loop ends here, named).
+const MAX_WALK_DEPTH: usize = 32;
+
+/// True for an account folder of the bucket layout: `AWSLogs/ACCT` or `AWSLogs/o-ORG/ACCT`.
+fn is_account_dir(dir: &Path) -> bool {
+    let name = |p: Option<&Path>| {
+        p.and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let acct = name(Some(dir));
+    let parent = dir.parent();
+    let above = name(parent);
+    acct.len() == 12
+        && acct.bytes().all(|b| b.is_ascii_digit())
+        && (above == "AWSLogs"
+            || (above.starts_with("o-") && name(parent.and_then(Path::parent)) == "AWSLogs"))
+}
+
+fn walk(dir: &Path, range: &Range, depth: usize, out: &mut Vec<PathBuf>, errors: &mut Vec<String>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push(format!("{}: cannot read directory: {e}", dir.display()));
+            return;
+        }
+    };
+    // In an account folder only `CloudTrail/` holds logs of API calls; its siblings
+    // (`CloudTrail-Digest/`, `CloudTrail-Insight/`, AWS Config's `Config/`, ...) are not read,
+    // as in S3.
+    let account = is_account_dir(dir);
+    let mut entries: Vec<_> = entries
+        .filter_map(|e| match e {
+            Ok(e) => Some(e),
+            Err(e) => {
+                errors.push(format!("{}: cannot read directory: {e}", dir.display()));
+                None
+            }
+        })
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        // Symlinks are followed: a linked folder or file counts like the real one.
+        let kind = match std::fs::metadata(&path) {
+            Ok(meta) => meta.file_type(),
+            Err(e) => {
+                errors.push(format!("{}: cannot read: {e}", path.display()));
+                continue;
+            }
+        };
+        let name = entry.file_name();
+        if account && name != "CloudTrail" {
+            continue;
+        }
+        if kind.is_dir() {
+            // Skip whole day folders outside the range without descending into them.
+            let s = path.to_string_lossy();
+            if let Some(day) = day_of(&format!("{s}/x")) {
+                if !range.day_wanted(day) {
+                    continue;
+                }
+            }
+            if depth >= MAX_WALK_DEPTH {
+                errors.push(format!(
+                    "{}: more than {MAX_WALK_DEPTH} folders deep (a symlink loop?); not read",
+                    path.display()
+                ));
+                continue;
+            }
+            walk(&path, range, depth + 1, out, errors);
+        } else if is_log_file(&name.to_string_lossy()) {
+            out.push(path);
+        }
+    }
+}
+
+pub(super) async fn load_local(
+    path: PathBuf,
+    range: Range,
+    interest: &Interest,
+) -> Result<Loaded, String> {
+    let meta = tokio::fs::metadata(&path)
+        .await
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let (files, errors) = if meta.is_dir() {
+        let root = path.clone();
+        tokio::task::spawn_blocking(move || {
+            let (mut files, mut errors) = (Vec::new(), Vec::new());
+            walk(&root, &range, 0, &mut files, &mut errors);
+            (files, errors)
+        })
+        .await
+        .map_err(|e| format!("directory walk stopped: {e}"))?
+    } else {
+        (vec![path], Vec::new())
+    };
+    let mut loaded = Loaded {
+        warnings: errors,
+        ..Loaded::default()
+    };
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut results = futures::stream::iter(files)
+        .map(|file| async move {
+            let result = parse_file_blocking(file.clone()).await;
+            (file, result)
+        })
+        .buffer_unordered(jobs);
+    while let Some((file, result)) = results.next().await {
+        loaded.add(&file.display().to_string(), result, &range, interest);
+    }
+    Ok(loaded)
+}

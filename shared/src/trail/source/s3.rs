@@ -1,0 +1,183 @@
+//! The trail bucket in S3: only the day folders of the range are listed; objects are fetched
+//! concurrently.
+
+use chrono::Datelike;
+use futures::{StreamExt, TryStreamExt};
+
+use super::{day_of, is_log_file, parse_blocking, Loaded, Range, S3_CONCURRENCY};
+use crate::trail::interest::Interest;
+
+/// Largest compressed log file fetched from S3 (held in memory while it is parsed).
+const MAX_S3_OBJECT_BYTES: i64 = 256 << 20;
+
+pub(super) async fn s3_client() -> aws_sdk_s3::Client {
+    let config = crate::aws::sdk_config(None).await;
+    // An emulator on an endpoint URL answers path-style requests only.
+    let emulated =
+        config.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+    let s3 = aws_sdk_s3::config::Builder::from(&config)
+        .force_path_style(emulated)
+        .build();
+    aws_sdk_s3::Client::from_conf(s3)
+}
+
+/// One ListObjectsV2 listing (all pages): (sub-prefixes, object keys).
+async fn list(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    delimiter: bool,
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let mut req = client.list_objects_v2().bucket(bucket).prefix(prefix);
+    if delimiter {
+        req = req.delimiter("/");
+    }
+    let mut pages = req.into_paginator().send();
+    let (mut dirs, mut keys) = (Vec::new(), Vec::new());
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            format!(
+                "listing s3://{bucket}/{prefix}: {}",
+                aws_smithy_types::error::display::DisplayErrorContext(&e)
+            )
+        })?;
+        dirs.extend(
+            page.common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(str::to_string)),
+        );
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
+    }
+    Ok((dirs, keys))
+}
+
+/// The segments after `AWSLogs/` in `prefix`, or `None` when it has no `AWSLogs/`.
+pub(super) fn after_awslogs(prefix: &str) -> Option<Vec<&str>> {
+    let at = if prefix.starts_with("AWSLogs/") {
+        0
+    } else {
+        prefix.find("/AWSLogs/")? + 1
+    };
+    Some(
+        prefix[at + "AWSLogs/".len()..]
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect(),
+    )
+}
+
+/// The keys of the log files under `prefix` that may hold events of `range`.
+async fn s3_keys(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    range: &Range,
+) -> Result<Vec<String>, String> {
+    let wanted = |key: &String| is_log_file(key) && day_of(key).is_none_or(|d| range.day_wanted(d));
+    let Some(segs) = after_awslogs(prefix) else {
+        if prefix.ends_with(".gz") || prefix.ends_with(".json") {
+            return Ok(vec![prefix.to_string()]);
+        }
+        let (dirs, _) = list(client, bucket, prefix, true).await?;
+        let awslogs = format!("{prefix}AWSLogs/");
+        if dirs.contains(&awslogs) {
+            return Box::pin(s3_keys(client, bucket, &awslogs, range)).await;
+        }
+        let (_, keys) = list(client, bucket, prefix, false).await?;
+        return Ok(keys.into_iter().filter(wanted).collect());
+    };
+    // [o-ORG/] ACCT / CloudTrail / REGION / YYYY / MM / DD
+    let org = segs.first().is_some_and(|s| s.starts_with("o-"));
+    let depth = segs.len() - usize::from(org);
+    match depth {
+        0 | 2 => {
+            // AWSLogs/ (or AWSLogs/o-ORG/): accounts; ACCT/CloudTrail/: regions
+            let (dirs, _) = list(client, bucket, prefix, true).await?;
+            let subs = futures::stream::iter(dirs)
+                .map(|d| async move { Box::pin(s3_keys(client, bucket, &d, range)).await })
+                .buffer_unordered(S3_CONCURRENCY)
+                .try_collect::<Vec<_>>()
+                .await?;
+            Ok(subs.into_iter().flatten().collect())
+        }
+        1 => {
+            // ACCT/: only CloudTrail/ (not CloudTrail-Digest/ or CloudTrail-Insight/)
+            Box::pin(s3_keys(
+                client,
+                bucket,
+                &format!("{prefix}CloudTrail/"),
+                range,
+            ))
+            .await
+        }
+        3 => {
+            // REGION/: the days of the range, or every day folder when the range is open
+            let day_prefixes: Vec<String> = match range.days() {
+                Some(days) => days
+                    .into_iter()
+                    .map(|d| format!("{prefix}{:04}/{:02}/{:02}/", d.year(), d.month(), d.day()))
+                    .collect(),
+                None => vec![prefix.to_string()],
+            };
+            let lists = futures::stream::iter(day_prefixes)
+                .map(|p| async move { list(client, bucket, &p, false).await })
+                .buffer_unordered(S3_CONCURRENCY)
+                .try_collect::<Vec<_>>()
+                .await?;
+            Ok(lists
+                .into_iter()
+                .flat_map(|(_, keys)| keys)
+                .filter(wanted)
+                .collect())
+        }
+        _ => {
+            // inside a year, month or day: everything under it
+            let (_, keys) = list(client, bucket, prefix, false).await?;
+            Ok(keys.into_iter().filter(wanted).collect())
+        }
+    }
+}
+
+pub(super) async fn load_s3(
+    bucket: &str,
+    prefix: &str,
+    range: Range,
+    interest: &Interest,
+) -> Result<Loaded, String> {
+    let client = s3_client().await;
+    let keys = s3_keys(&client, bucket, prefix, &range).await?;
+    let mut loaded = Loaded::default();
+    let mut results = futures::stream::iter(keys)
+        .map(|key| {
+            let client = client.clone();
+            async move {
+                let body = client.get_object().bucket(bucket).key(&key).send().await;
+                let result = match body {
+                    Err(e) => Err(format!(
+                        "cannot read: {}",
+                        aws_smithy_types::error::display::DisplayErrorContext(&e)
+                    )),
+                    Ok(out) if out.content_length.is_some_and(|n| n > MAX_S3_OBJECT_BYTES) => {
+                        Err(format!(
+                            "{} bytes, more than the {MAX_S3_OBJECT_BYTES} read of one log file",
+                            out.content_length.unwrap_or_default()
+                        ))
+                    }
+                    Ok(out) => match out.body.collect().await {
+                        Ok(data) => parse_blocking(data.into_bytes().to_vec()).await,
+                        Err(e) => Err(format!("cannot read: {e}")),
+                    },
+                };
+                (key, result)
+            }
+        })
+        .buffer_unordered(S3_CONCURRENCY);
+    while let Some((key, result)) = results.next().await {
+        loaded.add(&format!("s3://{bucket}/{key}"), result, &range, interest);
+    }
+    Ok(loaded)
+}
