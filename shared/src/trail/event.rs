@@ -52,6 +52,9 @@ pub struct Event {
     pub principal: Principal,
     /// What the call did.
     pub detail: Detail,
+    /// The log file it was read from (an index into `source::Loaded::logs`); `None` when read
+    /// from CloudTrail itself (`LookupEvents`).
+    pub file: Option<u32>,
 }
 
 /// `userIdentity` of an event.
@@ -203,6 +206,9 @@ pub struct Parsed {
     pub records: usize,
     /// Records of a kept kind that could not be used, each with the reason.
     pub warnings: Vec<Skipped>,
+    /// Hex SHA-256 of the file's decompressed bytes, as CloudTrail's digests list it (set by
+    /// [`parse_log_file`]).
+    pub sha256: Option<String>,
 }
 
 /// A record that could not be used.
@@ -267,7 +273,12 @@ pub fn parse_log_file(reader: impl Read) -> Result<Parsed, String> {
     let mut de = serde_json::Deserializer::from_reader(counted);
     let result = LogFile(limits.clone())
         .deserialize(&mut de)
-        .and_then(|parsed| de.end().map(|()| parsed));
+        .and_then(|parsed| de.end().map(|()| parsed))
+        .map(|mut parsed| {
+            let hash = limits.hash.take();
+            parsed.sha256 = Some(hex::encode(sha2::Digest::finalize(hash)));
+            parsed
+        });
     result.map_err(|e| match limits.over.get() {
         Some(Over::File) => {
             format!("more than {MAX_FILE_BYTES} bytes once decompressed; not read")
@@ -295,6 +306,8 @@ struct Limits {
     record: std::cell::Cell<Option<(u64, usize)>>,
     /// Which cap stopped the reading
     over: std::cell::Cell<Option<Over>>,
+    /// SHA-256 of the decompressed bytes read
+    hash: std::cell::RefCell<sha2::Sha256>,
 }
 
 #[derive(Clone, Copy)]
@@ -328,6 +341,7 @@ struct Counted<R> {
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut *self.limits.hash.borrow_mut(), &buf[..n]);
         let read = self.limits.read.get() + n as u64;
         self.limits.read.set(read);
         let compressed = self.limits.compressed.get();
@@ -1028,6 +1042,7 @@ fn convert(raw: &RawRecord) -> Result<Event, String> {
         request_id: f.s(&raw.request_id, "requestID"),
         principal,
         detail,
+        file: None,
     };
     match f.bad {
         Some(field) => Err(format!("{field} has the wrong JSON type")),

@@ -208,6 +208,7 @@ mod tests {
                 key_arn: key_arn.map(str::to_string),
                 ..KmsSign::default()
             }),
+            file: None,
         }
     }
 

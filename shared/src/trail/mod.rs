@@ -17,6 +17,7 @@
 
 pub mod event;
 pub mod git;
+pub mod integrity;
 pub mod interest;
 pub mod join;
 pub mod keys;

@@ -179,6 +179,7 @@ mod tests {
                 ..Principal::default()
             },
             detail,
+            file: None,
         }
     }
 

@@ -58,6 +58,7 @@ fn event(id: &str, sec: i64, caller: &str, detail: Detail) -> Event {
         request_id: Some(format!("req-{id}")),
         principal: who(caller),
         detail,
+        file: None,
     }
 }
 

@@ -49,6 +49,7 @@ fn ev(id: &str, min: i64, who: &str, detail: Detail) -> Event {
         request_id: Some(format!("req-{id}")),
         principal: principal(who),
         detail,
+        file: None,
     }
 }
 

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
 
-use super::{day_of, is_log_file, Loaded, Range};
+use super::{day_of, digest_day_of, is_log_file, Loaded, Range};
 use crate::trail::event::{self, Parsed};
+use crate::trail::integrity::{digest, DigestRead, LogRead};
 use crate::trail::interest::Interest;
 
 /// Parses one local log file as a stream (never read whole into memory).
@@ -127,8 +128,71 @@ pub(super) async fn load_local(
             (file, result)
         })
         .buffer_unordered(jobs);
+    let mut folders = std::collections::BTreeSet::new();
     while let Some((file, result)) = results.next().await {
-        loaded.add(&file.display().to_string(), result, &range, interest);
+        let key = file.to_string_lossy().into_owned();
+        folders.extend(digest::digest_prefix_for_log(&key));
+        let read = LogRead {
+            origin: key.clone(),
+            key,
+            ..LogRead::default()
+        };
+        loaded.add(&read.origin.clone(), Some(read), result, &range, interest);
     }
+    // The digests beside them: every digest folder the log files' folders name.
+    let digests = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for folder in folders {
+            let mut paths = Vec::new();
+            digest_walk(Path::new(&folder), &range, 0, &mut paths);
+            paths.sort();
+            out.extend(paths.into_iter().map(read_digest));
+        }
+        out
+    })
+    .await
+    .map_err(|e| format!("digest walk stopped: {e}"))?;
+    loaded.digests = digests;
     Ok(loaded)
+}
+
+/// The `*.json.gz` files under a digest folder, day folders outside the range skipped.
+fn digest_walk(dir: &Path, range: &Range, depth: usize, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return; // no digest folder: no digests (the check says what that means)
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_dir = std::fs::metadata(&path).is_ok_and(|m| m.is_dir());
+        if is_dir {
+            let s = path.to_string_lossy();
+            if digest_day_of(&format!("{s}/x")).is_some_and(|d| !range.digest_day_wanted(d)) {
+                continue;
+            }
+            if depth < MAX_WALK_DEPTH {
+                digest_walk(&path, range, depth + 1, out);
+            }
+        } else if path.to_string_lossy().ends_with(".json.gz") {
+            out.push(path);
+        }
+    }
+}
+
+/// One local digest file, with its signature from `FILE.sig` beside it when there is one (S3
+/// keeps it in the object's metadata, which a copy loses).
+fn read_digest(path: PathBuf) -> DigestRead {
+    let key = path.to_string_lossy().into_owned();
+    let parsed = std::fs::read(&path)
+        .map_err(|e| format!("cannot read: {e}"))
+        .and_then(|bytes| digest::parse(&bytes));
+    let signature = std::fs::read_to_string(format!("{key}.sig"))
+        .ok()
+        .map(|s| s.trim().to_string());
+    DigestRead {
+        origin: key.clone(),
+        bucket: None,
+        key,
+        parsed,
+        signature,
+    }
 }

@@ -138,7 +138,7 @@ pub(super) async fn load_lookup(
                     Some(json) => event::parse_json(json.as_bytes()),
                     None => Err("no CloudTrailEvent".to_string()),
                 };
-                loaded.add(&origin, result, &range, interest);
+                loaded.add(&origin, None, result, &range, interest);
             }
         }
     }

@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 
 use super::event::{self, Event, Parsed};
+use super::integrity::{DigestRead, LogRead};
 use super::interest::{Interest, Roles};
 
 mod local;
@@ -112,10 +113,25 @@ impl Range {
         after_start && before_end
     }
 
+    /// Whether a digest day folder (named by the digest's end) may list log files of the range:
+    /// one more day after the log files' last.
+    fn digest_day_wanted(&self, day: NaiveDate) -> bool {
+        self.day_wanted(day) || self.until.is_some_and(|u| day == u.date_naive() + Days::new(2))
+    }
+
     /// The day folders of the range, when it is bounded below (and not absurdly long).
     fn days(&self) -> Option<Vec<NaiveDate>> {
+        self.days_with(1)
+    }
+
+    /// The digest day folders of the range (see [`Range::digest_day_wanted`]).
+    fn digest_days(&self) -> Option<Vec<NaiveDate>> {
+        self.days_with(2)
+    }
+
+    fn days_with(&self, after: u64) -> Option<Vec<NaiveDate>> {
         let since = self.since?.date_naive() - Days::new(1);
-        let until = self.until.unwrap_or_else(Utc::now).date_naive() + Days::new(1);
+        let until = self.until.unwrap_or_else(Utc::now).date_naive() + Days::new(after);
         let n = (until - since).num_days();
         if !(0..=3700).contains(&n) {
             return None;
@@ -140,12 +156,19 @@ pub struct Loaded {
     pub events_seen: usize,
     /// Sources that failed as a whole (bucket not found, API refused).
     pub failed_sources: usize,
+    /// The log files read (events name theirs by index), for the integrity check.
+    pub logs: Vec<LogRead>,
+    /// The digest files read beside them.
+    pub digests: Vec<DigestRead>,
 }
 
 impl Loaded {
+    /// Adds what one log file (`file`: where it was read) or one `LookupEvents` page (`None`)
+    /// held.
     fn add(
         &mut self,
         origin: &str,
+        file: Option<LogRead>,
         result: Result<Parsed, String>,
         range: &Range,
         interest: &Interest,
@@ -154,10 +177,16 @@ impl Loaded {
         match result {
             Ok(parsed) => {
                 self.records += parsed.records;
-                for e in parsed.events {
+                let index = file.map(|mut f| {
+                    f.sha256 = parsed.sha256.clone().unwrap_or_default();
+                    self.logs.push(f);
+                    (self.logs.len() - 1) as u32
+                });
+                for mut e in parsed.events {
                     if range.contains(e.time) {
                         self.events_seen += 1;
                         if interest.keeps(&e) {
+                            e.file = index;
                             self.events.push(e);
                         }
                     }
@@ -178,7 +207,27 @@ impl Loaded {
     /// Adds what a second pass over the same files found (role assumptions): its events, and
     /// any gap the first pass did not already name.
     pub fn merge_second_pass(&mut self, second: Loaded) {
-        self.events.extend(second.events);
+        // The same files, read again: their events name the first pass's entries.
+        let mut at: std::collections::HashMap<String, u32> = self
+            .logs
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.origin.clone(), i as u32))
+            .collect();
+        let remap: Vec<u32> = second
+            .logs
+            .into_iter()
+            .map(|l| {
+                *at.entry(l.origin.clone()).or_insert_with(|| {
+                    self.logs.push(l);
+                    (self.logs.len() - 1) as u32
+                })
+            })
+            .collect();
+        self.events.extend(second.events.into_iter().map(|mut e| {
+            e.file = e.file.and_then(|f| remap.get(f as usize).copied());
+            e
+        }));
         for w in second.warnings {
             if !self.warnings.contains(&w) {
                 self.warnings.push(w);
@@ -188,12 +237,15 @@ impl Loaded {
     }
 
     fn finish(&mut self) {
+        // Files finish in any order: time, event id, then the file's name make the order (and
+        // which copy of an event is kept) the same every run.
+        let logs = &self.logs;
+        let origin = |e: &Event| e.file.map(|f| logs[f as usize].origin.as_str());
+        self.events
+            .sort_by(|a, b| (a.time, &a.id, origin(a)).cmp(&(b.time, &b.id, origin(b))));
         let mut seen = HashSet::new();
         self.events
             .retain(|e| e.id.as_ref().is_none_or(|id| seen.insert(id.clone())));
-        // Files finish in any order: time, then event id, makes the order the same every run.
-        self.events
-            .sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
     }
 }
 
@@ -210,7 +262,13 @@ pub async fn load(sources: &[Source], range: Range, names: &[&str], interest: &I
                 loaded.files += part.files;
                 loaded.records += part.records;
                 loaded.events_seen += part.events_seen;
-                loaded.events.extend(part.events);
+                let base = loaded.logs.len() as u32;
+                loaded.events.extend(part.events.into_iter().map(|mut e| {
+                    e.file = e.file.map(|f| f + base);
+                    e
+                }));
+                loaded.logs.extend(part.logs);
+                loaded.digests.extend(part.digests);
                 loaded.warnings.extend(part.warnings);
             }
             Err(e) => {
@@ -260,8 +318,17 @@ fn is_log_file(name: &str) -> bool {
 
 /// The day of a log file from its `.../CloudTrail/REGION/YYYY/MM/DD/...` path, if it has one.
 fn day_of(path: &str) -> Option<NaiveDate> {
+    day_in(path, "CloudTrail")
+}
+
+/// The day of a digest file from its `.../CloudTrail-Digest/REGION/YYYY/MM/DD/...` path.
+fn digest_day_of(path: &str) -> Option<NaiveDate> {
+    day_in(path, "CloudTrail-Digest")
+}
+
+fn day_in(path: &str, folder: &str) -> Option<NaiveDate> {
     let parts: Vec<&str> = path.split(['/', '\\']).collect();
-    let at = parts.iter().position(|p| *p == "CloudTrail")?;
+    let at = parts.iter().position(|p| *p == folder)?;
     let y = parts.get(at + 2)?.parse().ok()?;
     let m = parts.get(at + 3)?.parse().ok()?;
     let d = parts.get(at + 4)?.parse().ok()?;
@@ -354,7 +421,11 @@ mod tests {
             ..Parsed::default()
         };
         let mut loaded = Loaded::default();
-        loaded.add("f.json", Ok(parsed), &range, &Interest::everything());
+        let file = LogRead {
+            origin: "f.json".into(),
+            ..LogRead::default()
+        };
+        loaded.add("f.json", Some(file), Ok(parsed), &range, &Interest::everything());
         assert_eq!(loaded.warnings, ["f.json: inside", "f.json: no time"]);
     }
 

@@ -4,7 +4,10 @@
 use chrono::Datelike;
 use futures::{StreamExt, TryStreamExt};
 
-use super::{day_of, is_log_file, parse_blocking, Loaded, Range, S3_CONCURRENCY};
+use super::{
+    day_of, digest_day_of, is_log_file, parse_blocking, Loaded, Range, S3_CONCURRENCY,
+};
+use crate::trail::integrity::{digest, BucketLock, DigestRead, Lock, LogRead};
 use crate::trail::interest::Interest;
 
 /// Largest compressed log file fetched from S3 (held in memory while it is parsed).
@@ -150,12 +153,19 @@ pub(super) async fn load_s3(
 ) -> Result<Loaded, String> {
     let client = s3_client().await;
     let keys = s3_keys(&client, bucket, prefix, &range).await?;
+    let bucket_lock = bucket_lock(&client, bucket).await;
     let mut loaded = Loaded::default();
     let mut results = futures::stream::iter(keys)
         .map(|key| {
             let client = client.clone();
             async move {
                 let body = client.get_object().bucket(bucket).key(&key).send().await;
+                let mut read = LogRead {
+                    origin: format!("s3://{bucket}/{key}"),
+                    bucket: Some(bucket.to_string()),
+                    key: key.clone(),
+                    ..LogRead::default()
+                };
                 let result = match body {
                     Err(e) => Err(format!(
                         "cannot read: {}",
@@ -167,17 +177,128 @@ pub(super) async fn load_s3(
                             out.content_length.unwrap_or_default()
                         ))
                     }
-                    Ok(out) => match out.body.collect().await {
-                        Ok(data) => parse_blocking(data.into_bytes().to_vec()).await,
-                        Err(e) => Err(format!("cannot read: {e}")),
-                    },
+                    Ok(out) => {
+                        read.version_id = out.version_id().map(str::to_string);
+                        read.lock = Some(Lock {
+                            mode: out.object_lock_mode().map(|m| m.as_str().to_string()),
+                            retain_until: out
+                                .object_lock_retain_until_date()
+                                .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0)),
+                            bucket: BucketLock::Off,
+                        });
+                        match out.body.collect().await {
+                            Ok(data) => parse_blocking(data.into_bytes().to_vec()).await,
+                            Err(e) => Err(format!("cannot read: {e}")),
+                        }
+                    }
                 };
-                (key, result)
+                (read, result)
             }
         })
         .buffer_unordered(S3_CONCURRENCY);
-    while let Some((key, result)) = results.next().await {
-        loaded.add(&format!("s3://{bucket}/{key}"), result, &range, interest);
+    let mut folders = std::collections::BTreeSet::new();
+    while let Some((mut read, result)) = results.next().await {
+        folders.extend(digest::digest_prefix_for_log(&read.key));
+        if let Some(lock) = &mut read.lock {
+            lock.bucket = bucket_lock.clone();
+        }
+        loaded.add(&read.origin.clone(), Some(read), result, &range, interest);
+    }
+    // The digests of every folder the log files came from.
+    for folder in folders {
+        match digests(&client, bucket, &folder, &range).await {
+            Ok(found) => loaded.digests.extend(found),
+            Err(e) => loaded.warnings.push(e),
+        }
     }
     Ok(loaded)
+}
+
+/// The bucket's Object Lock configuration, once per source.
+async fn bucket_lock(client: &aws_sdk_s3::Client, bucket: &str) -> BucketLock {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    match client
+        .get_object_lock_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+    {
+        Ok(out) => {
+            let enabled = out
+                .object_lock_configuration()
+                .and_then(|c| c.object_lock_enabled())
+                .is_some_and(|e| e.as_str() == "Enabled");
+            if enabled {
+                BucketLock::Enabled
+            } else {
+                BucketLock::Off
+            }
+        }
+        Err(e) if e.code() == Some("ObjectLockConfigurationNotFoundError") => BucketLock::Off,
+        Err(e) => BucketLock::Unknown(match e.code() {
+            Some(code) => format!("{code}: s3:GetBucketObjectLockConfiguration is needed"),
+            None => aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
+        }),
+    }
+}
+
+/// The digest files of one digest folder in the days of the range, each with its signature
+/// from the object's metadata.
+async fn digests(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    folder: &str,
+    range: &Range,
+) -> Result<Vec<DigestRead>, String> {
+    let prefixes: Vec<String> = match range.digest_days() {
+        Some(days) => days
+            .into_iter()
+            .map(|d| format!("{folder}{:04}/{:02}/{:02}/", d.year(), d.month(), d.day()))
+            .collect(),
+        None => vec![folder.to_string()],
+    };
+    let lists = futures::stream::iter(prefixes)
+        .map(|p| async move { list(client, bucket, &p, false).await })
+        .buffer_unordered(S3_CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let keys: Vec<String> = lists
+        .into_iter()
+        .flat_map(|(_, keys)| keys)
+        .filter(|k| k.ends_with(".json.gz"))
+        .filter(|k| digest_day_of(k).is_none_or(|d| range.digest_day_wanted(d)))
+        .collect();
+    let mut out: Vec<DigestRead> = futures::stream::iter(keys)
+        .map(|key| async move {
+            let got = client.get_object().bucket(bucket).key(&key).send().await;
+            let (parsed, signature) = match got {
+                Err(e) => (
+                    Err(format!(
+                        "cannot read: {}",
+                        aws_smithy_types::error::display::DisplayErrorContext(&e)
+                    )),
+                    None,
+                ),
+                Ok(out) => {
+                    let signature = out.metadata().and_then(|m| m.get("signature")).cloned();
+                    let parsed = match out.body.collect().await {
+                        Ok(data) => digest::parse(&data.into_bytes()),
+                        Err(e) => Err(format!("cannot read: {e}")),
+                    };
+                    (parsed, signature)
+                }
+            };
+            DigestRead {
+                origin: format!("s3://{bucket}/{key}"),
+                bucket: Some(bucket.to_string()),
+                key,
+                parsed,
+                signature,
+            }
+        })
+        .buffer_unordered(S3_CONCURRENCY)
+        .collect()
+        .await;
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
 }
