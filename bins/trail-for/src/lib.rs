@@ -34,6 +34,7 @@ use clap::Parser;
 use sigtrail::ecr::EcrAlias;
 use sigtrail::harness::Common;
 use sigtrail::trail::keys::KeySpec;
+use sigtrail::trail::integrity::Mode as IntegrityMode;
 use sigtrail::trail::source::{Range, Source};
 use sigtrail::trail::{Config, TrailFor};
 
@@ -75,6 +76,21 @@ SOURCES (--cloudtrail, repeatable):
 A log file, directory or source that cannot be read is a gap: it is named on stderr and in
 trail.warnings, and while there is one no image is trusted (at best unexplained) and
 --key-usage ends with a trail_gap error record.
+
+INTEGRITY (--integrity, default strict): every log file evidence comes from is checked against
+CloudTrail's signed digest chain (AWSLogs/ACCT/CloudTrail-Digest/REGION/, read beside the log
+files; keys from ListPublicKeys in the digest's region, or --cloudtrail-public-keys FILE offline,
+as `aws cloudtrail list-public-keys --output json` prints them). Each file is validated, pending
+(delivered after the newest digest, under 2 hours ago), unvalidated (no digest can speak for it,
+with why), invalid (edited, forged, moved, a digest missing or badly signed) or service
+(LookupEvents). trusted needs all evidence validated or service, and no invalid file or digest
+anywhere in what was read: tampering makes every image untrusted, names the files, and
+--key-usage ends with a trail_tampered error record. pending evidence gives the verdict
+pending: run again after the hour. A local copy keeps each digest's S3 signature (metadata
+x-amz-meta-signature) in DIGEST.json.gz.sig beside it; only the newest digest needs one.
+--integrity advisory lets trusted rest on unvalidated evidence (trails that had no log file
+validation), and every such record says so (trail.integrity.advisory_trust); --integrity off
+skips the check (its cost is measured by the benchmark).
 
 ANNOTATIONS read from the payload: commit github.sha, github_sha, git_sha, git.sha, git_commit,
 commit; CI run github.run_id, github.run_attempt, github.workflow_ref, github.repository,
@@ -133,6 +149,14 @@ pub struct Args {
     /// repeatable, added to SIGTRAIL_ECR_ALIASES (comma-separated)
     #[arg(long, value_name = "HOST=ECR_HOST")]
     pub ecr_alias: Vec<String>,
+    /// How far the log files' integrity is required: strict (trusted needs digest-validated
+    /// evidence), advisory (unvalidated evidence allowed, and said), off (not checked)
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = IntegrityMode::Strict)]
+    pub integrity: IntegrityMode,
+    /// CloudTrail's public keys for digest signatures, as `aws cloudtrail list-public-keys
+    /// --output json` prints them (offline); default: ListPublicKeys in each digest's region
+    #[arg(long, value_name = "FILE")]
+    pub cloudtrail_public_keys: Option<PathBuf>,
     /// Keep every event read, not only those the input records can use (for the equivalence
     /// test: the answers are the same, memory grows with the trail)
     #[arg(long, hide = true)]
@@ -221,6 +245,8 @@ pub async fn build(args: Args) -> Result<TrailFor> {
         allowed: args.allowed_principal,
         key_usage: args.key_usage,
         keep_all_events: args.keep_all_events,
+        integrity: args.integrity,
+        public_keys: args.cloudtrail_public_keys,
         git_dir: args.git_dir,
         timeline: args.timeline,
         signature_repo: args.signature_repo,

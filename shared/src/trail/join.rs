@@ -426,6 +426,8 @@ pub struct Image {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verdict {
     Trusted,
+    /// Explained, but by log files no digest covers yet: run again within the hour.
+    Pending,
     Unexplained,
     Untrusted,
 }
@@ -436,6 +438,7 @@ impl Verdict {
             Verdict::Trusted => "trusted",
             Verdict::Unexplained => "unexplained",
             Verdict::Untrusted => "untrusted",
+            Verdict::Pending => "pending",
         }
     }
 }

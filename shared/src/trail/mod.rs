@@ -91,6 +91,10 @@ pub struct Config {
     /// Keep every event of the kinds the join reads, not only those the records can use (the
     /// equivalence test's switch; the answers must be the same).
     pub keep_all_events: bool,
+    /// How much the digest chain is required (`--integrity`).
+    pub integrity: integrity::Mode,
+    /// CloudTrail's public keys offline (`--cloudtrail-public-keys`), else `ListPublicKeys`.
+    pub public_keys: Option<PathBuf>,
 }
 
 struct State {
@@ -100,6 +104,8 @@ struct State {
     /// Parts of the trail that could not be read (see [`source::Loaded::warnings`]).
     gaps: Vec<String>,
     searched: Value,
+    /// The digest check of every log file read (`None` with `--integrity off`).
+    integrity: Option<integrity::evidence::Checked>,
 }
 
 /// The `trail-for` tool.
@@ -191,6 +197,31 @@ impl TrailFor {
             let second = source::load(&files, load_range, LOOKUP_NAMES, &roles).await;
             loaded.merge_second_pass(second);
         }
+        let integrity = match self.config.integrity {
+            integrity::Mode::Off => None,
+            mode => {
+                let (keys, unavailable) = integrity::public_keys::for_digests(
+                    self.config.public_keys.as_deref(),
+                    &loaded.digests,
+                )
+                .await
+                .map_err(|e| Error::new("usage", e))?;
+                let wanted = loaded.would_read(load_range);
+                Some(integrity::evidence::Checked::run(
+                    mode,
+                    std::mem::take(&mut loaded.logs),
+                    &loaded.digests,
+                    &keys,
+                    &unavailable,
+                    &wanted,
+                ))
+            }
+        };
+        if let Some(checked) = &integrity {
+            for line in checked.stderr_lines() {
+                eprintln!("trail-for: {line}");
+            }
+        }
         let gaps = loaded.warnings.clone();
         warnings.extend(loaded.warnings);
         if loaded.failed_sources == self.config.sources.len() {
@@ -218,6 +249,10 @@ impl TrailFor {
             "files": loaded.files,
             "records": loaded.records,
             "events": loaded.events_seen,
+            "integrity": integrity.as_ref().map_or_else(
+                || json!({"mode": "off"}),
+                integrity::evidence::Checked::summary_json
+            ),
         });
         if std::env::var_os("SIGTRAIL_TRAIL_STATS").is_some() {
             // For the benchmark: how much of the trail was kept, and in how many passes.
@@ -239,6 +274,7 @@ impl TrailFor {
             warnings,
             gaps,
             searched,
+            integrity,
         }))
     }
 
@@ -371,6 +407,19 @@ impl TrailFor {
                 ),
             );
         }
+        // Evidence no digest vouches for cannot make an image trusted (integrity/evidence.rs).
+        let integrity_json = match &state.integrity {
+            Some(checked) => checked.judge(ix, &mut joined),
+            None => {
+                if joined.verdict == Verdict::Trusted {
+                    joined.reasons.insert(
+                        0,
+                        "note: the log files' integrity was not checked (--integrity off)".into(),
+                    );
+                }
+                json!({"mode": "off"})
+            }
+        };
         let mut warnings: Vec<String> = state.warnings.clone();
         let mut reasons = joined.reasons.clone();
 
@@ -514,6 +563,7 @@ impl TrailFor {
             "events".into(),
             Value::Array(events.iter().map(|(_, v)| v.clone()).collect()),
         );
+        trail.insert("integrity".into(), integrity_json);
         trail.insert("searched".into(), state.searched.clone());
         if !warnings.is_empty() {
             trail.insert("warnings".into(), json!(warnings));
@@ -608,6 +658,17 @@ impl Tool for TrailFor {
                     ),
                 ));
             }
+            if let Some(t) = rec.get("trail").and_then(|t| t.get("tampering")) {
+                let n = t.as_array().map_or(0, Vec::len);
+                let first = t.get(0).and_then(Value::as_str).unwrap_or_default();
+                return Err(Error::new(
+                    "trail_tampered",
+                    format!(
+                        "{n} integrity break(s) in the trail (first: {first}); the key usage above \
+                         may be forged or incomplete: find out who wrote to the trail bucket"
+                    ),
+                ));
+            }
             return Ok(if rec.get("orphan") == Some(&Value::Bool(true)) {
                 Done::failed("orphan")
             } else {
@@ -629,6 +690,15 @@ impl Tool for TrailFor {
                     t.insert("warnings".into(), json!(state.warnings));
                 }
             }
+        }
+        // Tampering anywhere makes every answer doubtful: one record names it and fails the run.
+        if let Some(checked) = state.integrity.as_ref().filter(|c| !c.report.tampering.is_empty()) {
+            let mut t = Record::new();
+            t.insert(
+                "trail".into(),
+                json!({"tampering": checked.report.tampering, "integrity": checked.summary_json()}),
+            );
+            records.push(t);
         }
         // A gap could hide any Sign: one last record says so and fails the run.
         if !state.gaps.is_empty() {

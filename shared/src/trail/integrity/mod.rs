@@ -31,6 +31,7 @@
 //! `AWSLogs/` on (a copy has no bucket, and may sit under any folder).
 
 pub mod digest;
+pub mod evidence;
 pub mod public_keys;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -53,6 +54,18 @@ pub enum Mode {
     /// `trusted` may rest on `unvalidated` evidence (trails without log file validation), and
     /// says so; `invalid` evidence still fails.
     Advisory,
+    /// Digests are not read; verdicts say integrity was not checked (for measuring its cost).
+    Off,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Strict => "strict",
+            Mode::Advisory => "advisory",
+            Mode::Off => "off",
+        }
+    }
 }
 
 /// One piece of evidence's integrity.
@@ -190,16 +203,21 @@ struct Digest<'a> {
     folder: String,
     authentic: bool,
     problem: Option<String>,
+    /// Why it could not be checked, when that is no fault of the digest (keys unavailable).
+    note: Option<String>,
 }
 
 /// Checks every file read against every digest read.
 ///
-/// `keys`: CloudTrail's public keys by fingerprint. `wanted`: whether a listed log file would
-/// have been read (inside the sources and days searched), for rule 4.
+/// `keys`: CloudTrail's public keys by fingerprint; `keys_unavailable`: regions whose keys
+/// could not be fetched, with why (their digests are then unchecked, not invalid). `wanted`:
+/// whether a listed log file would have been read (inside the sources and days searched), for
+/// rule 4.
 pub fn check(
     logs: &[LogRead],
     digests: &[DigestRead],
     keys: &HashMap<String, PublicKey>,
+    keys_unavailable: &HashMap<String, String>,
     now: DateTime<Utc>,
     wanted: &dyn Fn(&str, &str) -> bool,
 ) -> Report {
@@ -241,8 +259,16 @@ pub fn check(
         }
         let key = keys.get(&d.digest_public_key_fingerprint.to_ascii_lowercase());
         let mut authentic = false;
+        let mut note = None;
         match (key, &read.signature) {
             _ if problem.is_some() => {}
+            (None, _) if keys_unavailable.contains_key(&name.region) => {
+                note = Some(format!(
+                    "CloudTrail's public keys for {} could not be read ({}), so digest {} is \
+                     unchecked",
+                    name.region, keys_unavailable[&name.region], read.origin
+                ));
+            }
             (None, _) => {
                 problem = Some(format!(
                     "signed with key {}, which is not among CloudTrail's public keys (ListPublicKeys \
@@ -276,6 +302,7 @@ pub fn check(
             folder,
             authentic,
             problem,
+            note,
         });
     }
     // Rule 2: chains, newest first; a newer authentic digest vouches for the one it names.
@@ -490,11 +517,13 @@ fn check_one(
             ),
             None => check(
                 State::Unvalidated,
-                format!(
-                    "listed in digest {}, but nothing signed vouches for that digest (a local copy \
-                     needs the newest digest's signature beside it as DIGEST.json.gz.sig)",
-                    d.read.origin
-                ),
+                d.note.clone().unwrap_or_else(|| {
+                    format!(
+                        "listed in digest {}, but nothing signed vouches for that digest (a local \
+                         copy needs the newest digest's signature beside it as DIGEST.json.gz.sig)",
+                        d.read.origin
+                    )
+                }),
                 Some(i),
             ),
         };

@@ -62,3 +62,37 @@ pub async fn list(
         })
         .collect()
 }
+
+/// The keys the digests read need: from `file` when given, else `ListPublicKeys` in each
+/// digest's region (once per region). Also the regions whose keys could not be fetched, with
+/// why: their digests are unchecked rather than invalid.
+pub async fn for_digests(
+    file: Option<&std::path::Path>,
+    digests: &[super::DigestRead],
+) -> Result<(HashMap<String, PublicKey>, HashMap<String, String>), String> {
+    if let Some(path) = file {
+        return Ok((from_file(path)?, HashMap::new()));
+    }
+    let mut spans: std::collections::BTreeMap<String, (DateTime<Utc>, DateTime<Utc>)> =
+        std::collections::BTreeMap::new();
+    for d in digests {
+        let (Some(name), Ok(parsed)) = (super::digest::digest_name(&d.key), &d.parsed) else {
+            continue;
+        };
+        let end = parsed.digest.end().unwrap_or(name.end);
+        let span = spans.entry(name.region).or_insert((end, end));
+        span.0 = span.0.min(end);
+        span.1 = span.1.max(end);
+    }
+    let mut keys = HashMap::new();
+    let mut unavailable = HashMap::new();
+    for (region, (since, until)) in spans {
+        match list(&region, Some(since), Some(until)).await {
+            Ok(found) => keys.extend(found.into_iter().map(|k| (k.fingerprint.clone(), k))),
+            Err(e) => {
+                unavailable.insert(region, e);
+            }
+        }
+    }
+    Ok((keys, unavailable))
+}

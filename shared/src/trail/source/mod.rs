@@ -236,6 +236,29 @@ impl Loaded {
         self.finish();
     }
 
+    /// Whether a log file a digest lists (bucket, key) would have been read: in a folder
+    /// (`.../CloudTrail/REGION/`) some file was read from, on a day of `range`.
+    pub fn would_read(&self, range: Range) -> impl Fn(&str, &str) -> bool {
+        use super::integrity::digest::layout_tail;
+        let mut folders = HashSet::new();
+        for l in &self.logs {
+            if let Some(f) = log_folder(&l.key) {
+                folders.insert(match &l.bucket {
+                    Some(b) => format!("{b}/{f}"),
+                    None => layout_tail(&f).unwrap_or(&f).to_string(),
+                });
+            }
+        }
+        move |bucket: &str, key: &str| {
+            let Some(f) = log_folder(key) else {
+                return false;
+            };
+            let here = folders.contains(&format!("{bucket}/{f}"))
+                || layout_tail(&f).is_some_and(|t| folders.contains(t));
+            here && day_of(key).is_none_or(|d| range.day_wanted(d))
+        }
+    }
+
     fn finish(&mut self) {
         // Files finish in any order: time, event id, then the file's name make the order (and
         // which copy of an event is kept) the same every run.
@@ -319,6 +342,14 @@ fn is_log_file(name: &str) -> bool {
 /// The day of a log file from its `.../CloudTrail/REGION/YYYY/MM/DD/...` path, if it has one.
 fn day_of(path: &str) -> Option<NaiveDate> {
     day_in(path, "CloudTrail")
+}
+
+/// A log file's folder: its key or path up to `.../CloudTrail/REGION/`.
+fn log_folder(key: &str) -> Option<String> {
+    let parts: Vec<&str> = key.split('/').collect();
+    let at = parts.iter().rposition(|p| *p == "CloudTrail")?;
+    parts.get(at + 1)?;
+    Some(format!("{}/", parts[..at + 2].join("/")))
 }
 
 /// The day of a digest file from its `.../CloudTrail-Digest/REGION/YYYY/MM/DD/...` path.
