@@ -20,6 +20,14 @@
    JSON string). Unlike the real API there is no default 90-day window: without StartTime every
    record is eligible, so fixtures with fixed old dates keep working.
 
+4. CloudTrail ListPublicKeys. moto does not implement it either. Also a STAND-IN: it answers
+   with the keys in the file named by SIGTRAIL_MOTO_CLOUDTRAIL_PUBLIC_KEYS (re-read on every
+   call), in the form `aws cloudtrail list-public-keys --output json` prints ({"PublicKeyList":
+   [{"Value": base64 DER, "Fingerprint", "ValidityStartTime", "ValidityEndTime"}]}, times as
+   epoch seconds). The tests write there the public half of the RSA key they sign their digest
+   files with (moto delivers no log files or digests either). Keys whose validity does not
+   overlap StartTime..EndTime are left out, as the real API does.
+
 3. A count of KMS calls, for tests and the benchmark to check "one GetPublicKey per key per
    run, one Sign per record" from the server's side: when SIGTRAIL_MOTO_KMS_CALLS names a file,
    every GetPublicKey, DescribeKey, Sign and Verify request appends a line "ACTION KEYID" (the
@@ -295,6 +303,36 @@ CloudTrailResponse.lookup_events = lookup_events
 
 
 # ---------------------------------------------------------------------------------------------
+# 4. CloudTrail ListPublicKeys stand-in
+# ---------------------------------------------------------------------------------------------
+
+PUBLIC_KEYS_ENV = "SIGTRAIL_MOTO_CLOUDTRAIL_PUBLIC_KEYS"
+
+
+def list_public_keys(self):
+    path = os.environ.get(PUBLIC_KEYS_ENV, "")
+    keys = []
+    if path and os.path.exists(path):
+        with open(path) as f:
+            keys = json.load(f).get("PublicKeyList", [])
+    start = self._get_param("StartTime")
+    end = self._get_param("EndTime")
+    start = _epoch(start) if start is not None else None
+    end = _epoch(end) if end is not None else None
+    out = []
+    for k in keys:
+        if start is not None and k.get("ValidityEndTime", float("inf")) < start:
+            continue
+        if end is not None and k.get("ValidityStartTime", 0) > end:
+            continue
+        out.append(k)
+    return json.dumps({"PublicKeyList": out})
+
+
+CloudTrailResponse.list_public_keys = list_public_keys
+
+
+# ---------------------------------------------------------------------------------------------
 # 3. KMS call log
 # ---------------------------------------------------------------------------------------------
 _log_lock = threading.Lock()
@@ -321,7 +359,7 @@ if __name__ == "__main__":
     from moto.server import main
 
     print(
-        f"moto {moto.__version__} with the KMS DIGEST fix and the LookupEvents stand-in "
+        f"moto {moto.__version__} with the KMS DIGEST fix and the LookupEvents and ListPublicKeys stand-ins "
         f"({LOOKUP_EVENTS_ENV}={os.environ.get(LOOKUP_EVENTS_ENV, '')})",
         file=sys.stderr,
         flush=True,

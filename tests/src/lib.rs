@@ -22,9 +22,11 @@
 //! | `SIGTRAIL_SCRIPTS` | the repository's `scripts/` |
 //! | `SIGTRAIL_ENV_DIR` | the environment's state directory |
 //! | `SIGTRAIL_MOTO_LOOKUP_EVENTS_FILE` | records LookupEvents answers from, see [`LookupEvents`] |
+//! | `SIGTRAIL_MOTO_CLOUDTRAIL_PUBLIC_KEYS` | keys ListPublicKeys answers with, see [`digests::key`] |
 //!
 //! The servers are shared by every test, so tests use their own names: [`unique`].
 
+pub mod digests;
 pub mod fake_http;
 pub mod kms;
 pub mod trail;
@@ -66,6 +68,8 @@ pub struct Env {
     pub scripts: PathBuf,
     pub env_dir: PathBuf,
     pub lookup_events_file: PathBuf,
+    /// What the emulator's `ListPublicKeys` stand-in answers (see [`digests::key`]).
+    pub cloudtrail_public_keys_file: PathBuf,
 }
 
 pub fn env() -> &'static Env {
@@ -87,6 +91,7 @@ pub fn env() -> &'static Env {
         scripts: var("SIGTRAIL_SCRIPTS").into(),
         env_dir: var("SIGTRAIL_ENV_DIR").into(),
         lookup_events_file: var("SIGTRAIL_MOTO_LOOKUP_EVENTS_FILE").into(),
+        cloudtrail_public_keys_file: var("SIGTRAIL_MOTO_CLOUDTRAIL_PUBLIC_KEYS").into(),
     })
 }
 

@@ -82,7 +82,8 @@ for line in sys.stdin:
             except ClientError as e:
                 ignore(e, "BucketAlreadyOwnedByYou")
             with open(req["path"], "rb") as f:
-                r = s3.put_object(Bucket=req["bucket"], Key=req["key"], Body=f.read())
+                r = s3.put_object(Bucket=req["bucket"], Key=req["key"], Body=f.read(),
+                                  Metadata=req.get("metadata") or {})
             out = {}
         else:
             raise ValueError("unknown op " + op)
@@ -352,18 +353,20 @@ impl Trail {
 
     /// Writes the records as CloudTrail log files under `root`
     /// (`AWSLogs/ACCT/CloudTrail/REGION/YYYY/MM/DD/ACCT_CloudTrail_REGION_<time>_<n>.json.gz`),
-    /// one file per record's day and region; returns the relative paths written.
+    /// one file per record's day and region, sealed with CloudTrail's digest chain as if
+    /// delivered to [`crate::digests::BUCKET`]; returns the log files' relative paths.
     pub fn write(&self, root: &Path) -> Vec<String> {
-        write_log_files(root, &self.records, "t")
+        let written = write_log_files(root, &self.records, "t");
+        crate::digests::seal(root, crate::digests::BUCKET);
+        written
     }
 
-    /// Uploads what [`Trail::write`] wrote under `root` into the emulator's S3 bucket.
+    /// Writes the log files and their digests under `root` as delivered to `bucket`, and
+    /// uploads them into the emulator's S3 bucket (digest signatures as object metadata).
     pub fn upload(&self, aws: &mut Aws, root: &Path, bucket: &str) {
-        for rel in self.write(root) {
-            aws.call(
-                json!({"op": "s3_put", "bucket": bucket, "key": rel, "path": root.join(&rel)}),
-            );
-        }
+        write_log_files(root, &self.records, "t");
+        crate::digests::seal(root, bucket);
+        crate::digests::upload(aws, root, bucket);
     }
 }
 
@@ -386,8 +389,21 @@ pub fn write_log_files(root: &Path, records: &[Value], tag: &str) -> Vec<String>
     let mut written = Vec::new();
     for ((acct, region, day), recs) in groups {
         let (y, m, d) = (&day[..4], &day[5..7], &day[8..10]);
+        // Delivered (the name's time) the minute after its newest event, within its day.
+        let newest = recs
+            .iter()
+            .filter_map(|r| r["eventTime"].as_str())
+            .max()
+            .unwrap_or("T00:00");
+        let (hh, mm): (u32, u32) = (
+            newest.get(11..13).and_then(|h| h.parse().ok()).unwrap_or(0),
+            newest.get(14..16).and_then(|m| m.parse().ok()).unwrap_or(0),
+        );
+        let minute = (hh * 60 + mm + 1).min(23 * 60 + 59);
         let rel = format!(
-            "AWSLogs/{acct}/CloudTrail/{region}/{y}/{m}/{d}/{acct}_CloudTrail_{region}_{y}{m}{d}T0000Z_{tag}{}.json.gz",
+            "AWSLogs/{acct}/CloudTrail/{region}/{y}/{m}/{d}/{acct}_CloudTrail_{region}_{y}{m}{d}T{:02}{:02}Z_{tag}{}.json.gz",
+            minute / 60,
+            minute % 60,
             written.len()
         );
         write_gz(&root.join(&rel), &json!({ "Records": recs }));

@@ -20,7 +20,10 @@ use sigtrail_tests::trail::{
     signature_manifest_with_ids, write_gz, write_log_files, Aws, Call, Session, Trail, ACCOUNT,
     ECR_HOST, REGION,
 };
-use sigtrail_tests::{kms_create_key, run, tool, unique, LookupEvents};
+use sigtrail_tests::{digests, kms_create_key, run, tool, unique, LookupEvents};
+
+#[path = "trail_for/integrity.rs"]
+mod integrity;
 
 const SUBJECT: &str = "repo:acme/app:ref:refs/heads/main";
 
@@ -36,12 +39,27 @@ fn stderr(out: &Output) -> String {
 }
 
 /// Runs trail-for with `args` on one input record; returns its output records and status.
+/// Runs trail-for on one record. Local trails are checked with the test's CloudTrail key from
+/// a file (`--cloudtrail-public-keys`); S3 ones through the emulator's ListPublicKeys stand-in.
 fn trail_for(args: &[&str], input: &Value) -> (Vec<Value>, Output) {
     let out = run(
-        tool("trail-for").args(args),
+        with_keys(&mut tool("trail-for"), args),
         format!("{input}\n").as_bytes(),
     );
     (records(&out), out)
+}
+
+fn with_keys<'a>(
+    cmd: &'a mut std::process::Command,
+    args: &[&str],
+) -> &'a mut std::process::Command {
+    cmd.args(args);
+    let s3 = args.iter().any(|a| a.starts_with("s3://"));
+    if !s3 && !args.contains(&"--cloudtrail-public-keys") {
+        cmd.arg("--cloudtrail-public-keys")
+            .arg(digests::keys_file());
+    }
+    cmd
 }
 
 fn today() -> String {
@@ -166,6 +184,22 @@ fn signing_run(aws: &mut Aws, key_alias: &str) -> Run {
 fn check_trusted(r: &Value, run: &Run, what: &str) {
     let t = &r["trail"];
     assert_eq!(t["verdict"], "trusted", "{what}: {r:#}");
+    // Files are trusted only as validated by the digest chain; LookupEvents is CloudTrail's own.
+    let want = if what == "lookup" {
+        "service"
+    } else {
+        "validated"
+    };
+    assert_eq!(
+        t["integrity"]["state"], want,
+        "{what}: {:#}",
+        t["integrity"]
+    );
+    if want == "validated" {
+        let evidence = t["integrity"]["evidence"].as_array().unwrap();
+        assert!(!evidence.is_empty(), "{what}");
+        assert!(evidence.iter().all(|e| e["state"] == "validated"), "{what}");
+    }
     let sigs = t["signatures"].as_array().unwrap();
     assert_eq!(sigs.len(), 2, "{what}");
     for (i, s) in sigs.iter().enumerate() {
@@ -567,6 +601,25 @@ fn another_account_region_key_or_repository_never_matches() {
     assert_eq!(out[0]["trail"]["verdict"], "trusted");
 }
 
+/// 100 gzip log files of 1,000 unrelated records each, in the day folder CloudTrail uses
+/// (delivered a minute apart from 2025-11-10T00:00Z), sealed with the digest chain together
+/// with whatever `root` already holds; returns the day folder.
+fn noise_trail(root: &Path) -> std::path::PathBuf {
+    let day = root.join(format!("AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/2025/11/10"));
+    for f in 0..100 {
+        write_gz(
+            &day.join(format!(
+                "{ACCOUNT}_CloudTrail_{REGION}_20251110T{:02}{:02}Z_noise{f:03}.json.gz",
+                f / 60,
+                f % 60
+            )),
+            &json!({"Records": noise(1000, f)}),
+        );
+    }
+    digests::seal(root, digests::BUCKET);
+    day
+}
+
 #[test]
 fn a_100k_record_trail_finds_the_signing_events_and_a_gap_leaves_nothing_trusted() {
     // How fast is measured by `cargo xtask bench` (bench-trail), not here.
@@ -574,18 +627,7 @@ fn a_100k_record_trail_finds_the_signing_events_and_a_gap_leaves_nothing_trusted
     let run = signing_run(&mut aws, &unique("alias/trail-f"));
     let dir = tempfile::tempdir().unwrap();
     run.trail.write(dir.path());
-    // 100 gzip log files of 1,000 unrelated records each, in the day folder CloudTrail uses.
-    let day = dir
-        .path()
-        .join(format!("AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/2025/11/10"));
-    for f in 0..100 {
-        write_gz(
-            &day.join(format!(
-                "{ACCOUNT}_CloudTrail_{REGION}_20251110T{f:04}Z_noise.json.gz"
-            )),
-            &json!({"Records": noise(1000, f)}),
-        );
-    }
+    let day = noise_trail(dir.path());
     let src = dir.path().to_str().unwrap();
     let args = [
         "--cloudtrail",
@@ -786,17 +828,7 @@ fn keeping_only_what_the_records_can_use_changes_no_answer() {
     let run = signing_run(&mut aws, &unique("alias/trail-g"));
     let dir = tempfile::tempdir().unwrap();
     run.trail.write(dir.path());
-    let day = dir
-        .path()
-        .join(format!("AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/2025/11/10"));
-    for f in 0..100 {
-        write_gz(
-            &day.join(format!(
-                "{ACCOUNT}_CloudTrail_{REGION}_20251110T{f:04}Z_noise.json.gz"
-            )),
-            &json!({"Records": noise(1000, f)}),
-        );
-    }
+    noise_trail(dir.path());
     let bucket = unique("trail-eq").to_lowercase();
     run.trail.upload(&mut aws, dir.path(), &bucket);
     let src = dir.path().to_str().unwrap().to_string();
@@ -854,6 +886,6 @@ fn keeping_only_what_the_records_can_use_changes_no_answer() {
 }
 
 fn run_tool(args: &[&str], stdin: &str) -> (Vec<Value>, Option<i32>) {
-    let out = run(tool("trail-for").args(args), stdin.as_bytes());
+    let out = run(with_keys(&mut tool("trail-for"), args), stdin.as_bytes());
     (records(&out), out.status.code())
 }

@@ -114,13 +114,16 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
     fs::write(&lookup_events, "{\"Records\":[]}\n")?;
     let kms_calls = dir.join("kms-calls.log");
     fs::write(&kms_calls, "")?;
+    let public_keys = dir.join("cloudtrail-public-keys.json");
+    fs::write(&public_keys, "{\"PublicKeyList\":[]}\n")?;
 
     let scripts = root.join("scripts");
     let mut moto = Command::new(&tools.python);
     moto.arg(scripts.join("moto_server.py"))
         .args(["-H", "127.0.0.1", "-p", "0"])
         .env("SIGTRAIL_MOTO_LOOKUP_EVENTS_FILE", &lookup_events)
-        .env("SIGTRAIL_MOTO_KMS_CALLS", &kms_calls);
+        .env("SIGTRAIL_MOTO_KMS_CALLS", &kms_calls)
+        .env("SIGTRAIL_MOTO_CLOUDTRAIL_PUBLIC_KEYS", &public_keys);
     let registry = |cfg: &str| {
         let mut cmd = Command::new("docker-registry");
         cmd.arg("serve").arg(dir.join(cfg));
@@ -253,6 +256,10 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
             lookup_events.display().to_string(),
         ),
         ("SIGTRAIL_MOTO_KMS_CALLS", kms_calls.display().to_string()),
+        (
+            "SIGTRAIL_MOTO_CLOUDTRAIL_PUBLIC_KEYS",
+            public_keys.display().to_string(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

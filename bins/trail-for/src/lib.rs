@@ -33,8 +33,8 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use clap::Parser;
 use sigtrail::ecr::EcrAlias;
 use sigtrail::harness::Common;
-use sigtrail::trail::keys::KeySpec;
 use sigtrail::trail::integrity::Mode as IntegrityMode;
+use sigtrail::trail::keys::KeySpec;
 use sigtrail::trail::source::{Range, Source};
 use sigtrail::trail::{Config, TrailFor};
 

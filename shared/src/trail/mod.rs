@@ -692,7 +692,11 @@ impl Tool for TrailFor {
             }
         }
         // Tampering anywhere makes every answer doubtful: one record names it and fails the run.
-        if let Some(checked) = state.integrity.as_ref().filter(|c| !c.report.tampering.is_empty()) {
+        if let Some(checked) = state
+            .integrity
+            .as_ref()
+            .filter(|c| !c.report.tampering.is_empty())
+        {
             let mut t = Record::new();
             t.insert(
                 "trail".into(),

@@ -96,7 +96,9 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, String> {
         .read_to_end(&mut plain)
         .map_err(|e| format!("not a valid gzip file: {e}"))?;
     if plain.len() as u64 > MAX_DIGEST_BYTES {
-        return Err(format!("more than {MAX_DIGEST_BYTES} bytes once decompressed"));
+        return Err(format!(
+            "more than {MAX_DIGEST_BYTES} bytes once decompressed"
+        ));
     }
     let rest = decoder.into_inner();
     if !rest.is_empty() {
@@ -199,11 +201,10 @@ pub fn parse_public_keys(text: &str) -> Result<Vec<PublicKey>, String> {
     use base64::Engine;
     let doc: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let list = doc
-        .get("PublicKeyList")
-        .unwrap_or(&doc)
-        .as_array()
-        .ok_or("expected {\"PublicKeyList\": [...]} as `aws cloudtrail list-public-keys` prints")?;
+    let list =
+        doc.get("PublicKeyList").unwrap_or(&doc).as_array().ok_or(
+            "expected {\"PublicKeyList\": [...]} as `aws cloudtrail list-public-keys` prints",
+        )?;
     let time = |v: Option<&serde_json::Value>| match v {
         Some(serde_json::Value::String(s)) => parse_time(s),
         Some(serde_json::Value::Number(n)) => n
@@ -324,7 +325,10 @@ mod tests {
             signed_string("a", "b", "c", &sha, None),
             "a\nb/c\nba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\nnull"
         );
-        assert_eq!(signed_string("a", "b", "c", "00", Some("ff")), "a\nb/c\n00\nff");
+        assert_eq!(
+            signed_string("a", "b", "c", "00", Some("ff")),
+            "a\nb/c\n00\nff"
+        );
     }
 
     /// The key for fingerprint `31e8b543...` as AWS's custom-validation page publishes it
@@ -359,13 +363,18 @@ mod tests {
         let parsed = parse(&bytes).unwrap();
         assert_eq!(parsed.sha256, hex::encode(Sha256::digest(&json)));
         let d = &parsed.digest;
-        assert_eq!(d.digest_public_key_fingerprint, "31e8b5433410dfb61a9dc45cc65b22ff");
+        assert_eq!(
+            d.digest_public_key_fingerprint,
+            "31e8b5433410dfb61a9dc45cc65b22ff"
+        );
         assert!(d.end().is_some() && d.start() < d.end());
         assert!(!d.log_files.is_empty());
         assert!(!d.starts_chain());
         let mut appended = bytes.clone();
         appended.extend_from_slice(&bytes);
-        assert!(parse(&appended).unwrap_err().contains("after the gzip member"));
+        assert!(parse(&appended)
+            .unwrap_err()
+            .contains("after the gzip member"));
     }
 
     #[test]
@@ -376,7 +385,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (n.account.as_str(), n.region.as_str(), n.trail.as_str(), n.home_region.as_str()),
+            (
+                n.account.as_str(),
+                n.region.as_str(),
+                n.trail.as_str(),
+                n.home_region.as_str()
+            ),
             ("111122223333", "us-east-2", "my_trail", "us-east-1")
         );
         assert_eq!(n.end, parse_time("2015-08-17T15:01:31Z").unwrap());
@@ -388,7 +402,9 @@ mod tests {
         assert!(b.backfill);
         assert_eq!(digest_name("x.json.gz"), None);
         assert_eq!(
-            log_delivery_time("a/111122223333_CloudTrail_us-east-2_20150801T0210Z_Mu0KsOhtH1ar15ZZ.json.gz"),
+            log_delivery_time(
+                "a/111122223333_CloudTrail_us-east-2_20150801T0210Z_Mu0KsOhtH1ar15ZZ.json.gz"
+            ),
             parse_time("2015-08-01T02:10:00Z")
         );
         assert_eq!(log_delivery_time("f.json.gz"), None);
@@ -396,7 +412,8 @@ mod tests {
         assert_eq!(layout_tail("AWSLogs/1/x"), Some("AWSLogs/1/x"));
         assert_eq!(layout_tail("logs/x"), None);
         assert_eq!(
-            digest_prefix_for_log("p/AWSLogs/1/CloudTrail/us-east-1/2025/01/02/f.json.gz").as_deref(),
+            digest_prefix_for_log("p/AWSLogs/1/CloudTrail/us-east-1/2025/01/02/f.json.gz")
+                .as_deref(),
             Some("p/AWSLogs/1/CloudTrail-Digest/us-east-1/")
         );
         assert_eq!(digest_prefix_for_log("f.json.gz"), None);

@@ -116,10 +116,12 @@ impl Checked {
             s.candidates.iter().for_each(|&i| evidence(i));
             s.role.iter().for_each(|&i| evidence(i));
         }
-        let checks: Vec<(&LogRead, &Check)> = files
+        let mut checks: Vec<(&LogRead, &Check)> = files
             .iter()
             .filter_map(|&f| Some((self.logs.get(f)?, self.report.files.get(f)?)))
             .collect();
+        // Files are read in any order: by name, so every run says the same.
+        checks.sort_by(|a, b| a.0.origin.cmp(&b.0.origin));
         let worst = checks
             .iter()
             .map(|(_, c)| c.state)
@@ -141,7 +143,9 @@ impl Checked {
         if joined.verdict == Verdict::Trusted {
             let (verdict, reason) = if !tampering.is_empty() {
                 let more = match tampering.len() {
-                    n if n > SHOWN => format!(" (and {} more, in trail.integrity.tampering)", n - SHOWN),
+                    n if n > SHOWN => {
+                        format!(" (and {} more, in trail.integrity.tampering)", n - SHOWN)
+                    }
                     _ => String::new(),
                 };
                 (

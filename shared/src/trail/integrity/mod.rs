@@ -184,7 +184,10 @@ fn digest_folder_of_log(key: &str) -> Option<String> {
     let parts: Vec<&str> = tail.split('/').collect();
     let at = parts.iter().position(|p| *p == "CloudTrail")?;
     let region = parts.get(at + 1)?;
-    Some(format!("{}/CloudTrail-Digest/{region}/", parts[..at].join("/")))
+    Some(format!(
+        "{}/CloudTrail-Digest/{region}/",
+        parts[..at].join("/")
+    ))
 }
 
 /// The folder of a digest key (as a layout tail).
@@ -195,6 +198,9 @@ fn digest_folder(key: &str) -> Option<String> {
     let region = parts.get(at + 1)?;
     Some(format!("{}/{region}/", parts[..=at].join("/")))
 }
+
+/// Per digest folder: the (start, end, digest) windows of its authentic digests.
+type Windows<'a> = HashMap<&'a str, Vec<(DateTime<Utc>, DateTime<Utc>, usize)>>;
 
 struct Digest<'a> {
     read: &'a DigestRead,
@@ -271,10 +277,10 @@ pub fn check(
             }
             (None, _) => {
                 problem = Some(format!(
-                    "signed with key {}, which is not among CloudTrail's public keys (ListPublicKeys \
+                "signed with key {}, which is not among CloudTrail's public keys (ListPublicKeys \
                      or --cloudtrail-public-keys)",
-                    d.digest_public_key_fingerprint
-                ))
+                d.digest_public_key_fingerprint
+            ))
             }
             (Some(k), Some(sig)) => {
                 if k.verifies(own_signed_string(d, &parsed.sha256).as_bytes(), sig) {
@@ -310,7 +316,11 @@ pub fn check(
     for (i, d) in ds.iter().enumerate() {
         if !d.name.backfill {
             chains
-                .entry((d.folder.clone(), d.name.trail.clone(), d.name.home_region.clone()))
+                .entry((
+                    d.folder.clone(),
+                    d.name.trail.clone(),
+                    d.name.home_region.clone(),
+                ))
                 .or_default()
                 .push(i);
         }
@@ -362,7 +372,10 @@ pub fn check(
             let vouched = nd.previous_digest_signature.as_deref().is_some_and(|sig| {
                 keys.get(&od.digest_public_key_fingerprint.to_ascii_lowercase())
                     .is_some_and(|k| {
-                        k.verifies(own_signed_string(od, &ds[older].parsed.sha256).as_bytes(), sig)
+                        k.verifies(
+                            own_signed_string(od, &ds[older].parsed.sha256).as_bytes(),
+                            sig,
+                        )
                     })
                     && ds[older]
                         .read
@@ -408,11 +421,15 @@ pub fn check(
         }
     }
     // Per folder: authentic windows, and the newest end.
-    let mut windows: HashMap<&str, Vec<(DateTime<Utc>, DateTime<Utc>, usize)>> = HashMap::new();
+    let mut windows: Windows<'_> = HashMap::new();
     for (i, d) in ds.iter().enumerate() {
-        if let (true, Some(s), Some(e)) = (d.authentic, d.parsed.digest.start(), d.parsed.digest.end())
+        if let (true, Some(s), Some(e)) =
+            (d.authentic, d.parsed.digest.start(), d.parsed.digest.end())
         {
-            windows.entry(d.folder.as_str()).or_default().push((s, e, i));
+            windows
+                .entry(d.folder.as_str())
+                .or_default()
+                .push((s, e, i));
         }
     }
     let folders_with_digests: HashSet<&str> = ds.iter().map(|d| d.folder.as_str()).collect();
@@ -447,7 +464,9 @@ pub fn check(
                 continue;
             }
             let full = format!("{}/{}", l.s3_bucket, l.s3_object);
-            let tail = layout_tail(&l.s3_object).unwrap_or(&l.s3_object).to_string();
+            let tail = layout_tail(&l.s3_object)
+                .unwrap_or(&l.s3_object)
+                .to_string();
             if !seen_locations.contains(&full) && !seen_locations.contains(&tail) {
                 missing.push(format!(
                     "log file s3://{full} is listed in digest {} but was not found (deleted?)",
@@ -479,7 +498,7 @@ fn check_one(
     ds: &[Digest],
     by_location: &HashMap<String, (usize, &digest::Listed)>,
     by_hash: &HashMap<String, (usize, &digest::Listed)>,
-    windows: &HashMap<&str, Vec<(DateTime<Utc>, DateTime<Utc>, usize)>>,
+    windows: &Windows<'_>,
     folders_with_digests: &HashSet<&str>,
     gaps: &[Gap],
     now: DateTime<Utc>,
@@ -570,7 +589,10 @@ fn check_one(
     }) {
         return check(g.state, g.reason.clone(), None);
     }
-    let wins = windows.get(folder.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+    let wins = windows
+        .get(folder.as_str())
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     if let Some(&(_, _, i)) = wins
         .iter()
         .find(|(s, e, _)| delivered >= *s && delivered <= *e)
@@ -674,6 +696,3 @@ pub fn worm_json(lock: Option<&Lock>, now: DateTime<Utc>) -> Value {
                     "meaning": "the bucket has no Object Lock: whoever can write to it can delete or replace this file"}),
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -116,7 +116,10 @@ impl Range {
     /// Whether a digest day folder (named by the digest's end) may list log files of the range:
     /// one more day after the log files' last.
     fn digest_day_wanted(&self, day: NaiveDate) -> bool {
-        self.day_wanted(day) || self.until.is_some_and(|u| day == u.date_naive() + Days::new(2))
+        self.day_wanted(day)
+            || self
+                .until
+                .is_some_and(|u| day == u.date_naive() + Days::new(2))
     }
 
     /// The day folders of the range, when it is bounded below (and not absurdly long).
@@ -456,7 +459,13 @@ mod tests {
             origin: "f.json".into(),
             ..LogRead::default()
         };
-        loaded.add("f.json", Some(file), Ok(parsed), &range, &Interest::everything());
+        loaded.add(
+            "f.json",
+            Some(file),
+            Ok(parsed),
+            &range,
+            &Interest::everything(),
+        );
         assert_eq!(loaded.warnings, ["f.json: inside", "f.json: no time"]);
     }
 

@@ -4,9 +4,7 @@
 use chrono::Datelike;
 use futures::{StreamExt, TryStreamExt};
 
-use super::{
-    day_of, digest_day_of, is_log_file, parse_blocking, Loaded, Range, S3_CONCURRENCY,
-};
+use super::{day_of, digest_day_of, is_log_file, parse_blocking, Loaded, Range, S3_CONCURRENCY};
 use crate::trail::integrity::{digest, BucketLock, DigestRead, Lock, LogRead};
 use crate::trail::interest::Interest;
 

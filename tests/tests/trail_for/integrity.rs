@@ -1,0 +1,451 @@
+//! The trail's integrity end to end: a signing run's log files sealed with CloudTrail's digest
+//! chain (`sigtrail_tests::digests`, written as CloudTrail writes it), then every way someone
+//! who can write to the trail bucket could tamper with it, each with the integrity state and
+//! verdict it must give. The attack itself (a backdated `Sign` in a forged file, the real one
+//! deleted) is shown to work with `--integrity off`, so the test can fail.
+
+use super::*;
+
+/// A signing run whose records are one log file each, after three filler files delivered in
+/// three earlier hours, all sealed: four hourly digests or more, the newest listing the run.
+struct Sealed {
+    run: Run,
+    dir: tempfile::TempDir,
+    /// Log file (relative path) of each record, by event id
+    file_of: std::collections::HashMap<String, String>,
+    digests: Vec<digests::Written>,
+    fillers: Vec<String>,
+}
+
+fn minutes_ago(m: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::minutes(m))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn sealed(aws: &mut Aws, alias: &str) -> Sealed {
+    let run = signing_run(aws, &unique(alias));
+    let dir = tempfile::tempdir().unwrap();
+    let mut fillers = Vec::new();
+    for (n, m) in [390, 270, 150].into_iter().enumerate() {
+        let mut r = noise(1, 90 + n)[0].clone();
+        r["eventTime"] = minutes_ago(m).into();
+        fillers.extend(write_log_files(dir.path(), &[r], &format!("filler{n}-")));
+    }
+    let mut file_of = std::collections::HashMap::new();
+    for (i, r) in run.trail.records.iter().enumerate() {
+        let rel = write_log_files(dir.path(), std::slice::from_ref(r), &format!("rec{i}-"));
+        file_of.insert(r["eventID"].as_str().unwrap().to_string(), rel[0].clone());
+    }
+    let digests = digests::seal(dir.path(), digests::BUCKET);
+    assert!(digests.len() >= 4, "{}", digests.len());
+    Sealed {
+        run,
+        dir,
+        file_of,
+        digests,
+        fillers,
+    }
+}
+
+impl Sealed {
+    fn path(&self, rel: &str) -> std::path::PathBuf {
+        self.dir.path().join(rel)
+    }
+    fn file_of(&self, call: &Call) -> String {
+        self.file_of[&call.event_id].clone()
+    }
+    /// A copy of the sealed trail to tamper with.
+    fn copy(&self) -> tempfile::TempDir {
+        let to = tempfile::tempdir().unwrap();
+        for rel in digests::files(self.dir.path()) {
+            for name in [rel.clone(), format!("{rel}.sig")] {
+                let from = self.path(&name);
+                if from.exists() {
+                    let dest = to.path().join(&name);
+                    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+                    std::fs::copy(from, dest).unwrap();
+                }
+            }
+        }
+        to
+    }
+    fn verdict(&self, dir: &Path, extra: &[&str]) -> (Value, Output) {
+        let d = dir.to_str().unwrap();
+        let mut args = vec![
+            "--cloudtrail",
+            d,
+            "--key",
+            &self.run.key,
+            "--no-describe-images",
+        ];
+        args.extend_from_slice(extra);
+        let (out, o) = trail_for(&args, &self.run.image());
+        assert_eq!(out.len(), 1, "{}", stderr(&o));
+        (out[0]["trail"].clone(), o)
+    }
+}
+
+/// The records of a log file, edited, written back (gzip) in place.
+fn edit_log(path: &Path, edit: impl FnOnce(&mut Vec<Value>)) {
+    let bytes = std::fs::read(path).unwrap();
+    let mut plain = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut plain)
+        .unwrap();
+    let mut doc: Value = serde_json::from_str(&plain).unwrap();
+    let mut records = doc["Records"].as_array().unwrap().clone();
+    edit(&mut records);
+    doc["Records"] = records.into();
+    write_gz(path, &doc);
+}
+
+fn state_of<'a>(t: &'a Value, rel: &str) -> &'a Value {
+    let name = rel.rsplit('/').next().unwrap();
+    t["integrity"]["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["file"].as_str().unwrap().ends_with(name))
+        .map(|e| &e["state"])
+        .unwrap_or(&Value::Null)
+}
+
+fn tampering(t: &Value) -> String {
+    t["integrity"]["tampering"].to_string()
+}
+
+#[test]
+fn every_way_of_tampering_with_the_trail_bucket_is_caught() {
+    let mut aws = Aws::start();
+    let s = sealed(&mut aws, "alias/trail-int");
+    let run = &s.run;
+    let compromised = ["--compromised-at", run.compromise.as_str()];
+
+    // Untampered: every piece of evidence validated, trusted; after the leak, untrusted.
+    let (t, o) = s.verdict(s.dir.path(), &[]);
+    assert_eq!(t["verdict"], "trusted", "{t:#}");
+    assert!(o.status.success());
+    assert_eq!(t["integrity"]["state"], "validated", "{:#}", t["integrity"]);
+    assert_eq!(t["integrity"].get("tampering"), None);
+    assert_eq!(state_of(&t, &s.file_of(&run.signs[0])), "validated");
+    let (t, _) = s.verdict(s.dir.path(), &compromised);
+    assert_eq!(t["verdict"], "untrusted");
+
+    // A log file edited: one event's time moved by a second.
+    let dir = s.copy();
+    let rel = s.file_of(&run.signs[0]);
+    edit_log(&dir.path().join(&rel), |recs| {
+        let t = chrono::DateTime::parse_from_rfc3339(&run.signs[0].time).unwrap()
+            - chrono::Duration::seconds(1);
+        recs[0]["eventTime"] = t.format("%Y-%m-%dT%H:%M:%SZ").to_string().into();
+    });
+    let (t, o) = s.verdict(dir.path(), &[]);
+    assert_eq!(state_of(&t, &rel), "invalid", "{:#}", t["integrity"]);
+    assert!(tampering(&t).contains("edited"), "{}", tampering(&t));
+    assert_eq!(t["verdict"], "untrusted", "{t:#}");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("TAMPERING"), "{}", stderr(&o));
+
+    // A log file deleted: the one with the signature made after the leak.
+    let dir = s.copy();
+    let rel = s.file_of(&run.signs[1]);
+    std::fs::remove_file(dir.path().join(&rel)).unwrap();
+    let (t, _) = s.verdict(dir.path(), &compromised);
+    let name = rel.rsplit('/').next().unwrap();
+    assert!(
+        tampering(&t).contains(name) && tampering(&t).contains("not found"),
+        "{}",
+        tampering(&t)
+    );
+    assert_ne!(t["verdict"], "trusted", "{t:#}");
+
+    // The attack: the real post-leak Sign deleted, and a forged log file with the same Sign
+    // backdated to before the leak. Without the digest chain it works ...
+    let dir = s.copy();
+    let real = s.file_of(&run.signs[1]);
+    let record = run
+        .trail
+        .records
+        .iter()
+        .find(|r| r["eventID"] == run.signs[1].event_id.as_str())
+        .unwrap()
+        .clone();
+    std::fs::remove_file(dir.path().join(&real)).unwrap();
+    let mut forged = record.clone();
+    forged["eventTime"] = run.signs[0].time.clone().into();
+    forged["eventID"] = sigtrail_tests::trail::event_id().into();
+    let forged_rel = write_log_files(dir.path(), &[forged], "forged")[0].clone();
+    let (t, o) = s.verdict(
+        dir.path(),
+        &["--integrity", "off", compromised[0], compromised[1]],
+    );
+    assert_eq!(
+        t["verdict"], "trusted",
+        "without validation the forgery makes the post-leak image trusted: {t:#}"
+    );
+    assert!(o.status.success());
+    // ... and with it (the default) the forged file and the deleted one are named.
+    let (t, o) = s.verdict(dir.path(), &compromised);
+    assert_eq!(t["verdict"], "untrusted", "{t:#}");
+    assert_eq!(state_of(&t, &forged_rel), "invalid", "{:#}", t["integrity"]);
+    let forged_name = forged_rel.rsplit('/').next().unwrap();
+    let real_name = real.rsplit('/').next().unwrap();
+    assert!(tampering(&t).contains(forged_name), "{}", tampering(&t));
+    assert!(tampering(&t).contains(real_name), "{}", tampering(&t));
+    assert!(
+        t["reasons"][0].as_str().unwrap().contains("tampered"),
+        "{}",
+        t["reasons"]
+    );
+    assert_eq!(o.status.code(), Some(1));
+    // Even --integrity advisory does not accept invalid evidence.
+    let (t, _) = s.verdict(
+        dir.path(),
+        &["--integrity", "advisory", compromised[0], compromised[1]],
+    );
+    assert_eq!(t["verdict"], "untrusted", "{t:#}");
+
+    // A digest deleted: the chain names it, so the span it covered is reported, as a time span.
+    let dir = s.copy();
+    let middle = &s.digests[1];
+    std::fs::remove_file(dir.path().join(&middle.rel)).unwrap();
+    let (t, _) = s.verdict(dir.path(), &[]);
+    assert!(
+        tampering(&t).contains(&middle.rel) && tampering(&t).contains("not there"),
+        "{}",
+        tampering(&t)
+    );
+    let gaps = t["integrity"]["gaps"].as_array().unwrap();
+    assert!(
+        gaps.iter()
+            .any(|g| g["state"] == "invalid" && g["from"].is_string() && g["to"].is_string()),
+        "{gaps:#?}"
+    );
+    assert_eq!(t["verdict"], "untrusted", "{t:#}");
+
+    // A digest edited (its own signature kept): it no longer verifies.
+    let dir = s.copy();
+    let newest = s.digests.last().unwrap();
+    digests::rewrite(dir.path(), newest, digests::key(), |d| {
+        d["newestEventTime"] = "2000-01-01T00:00:00Z".into()
+    });
+    std::fs::write(
+        dir.path().join(format!("{}.sig", newest.rel)),
+        &newest.signature,
+    )
+    .unwrap();
+    let (t, _) = s.verdict(dir.path(), &[]);
+    assert!(
+        tampering(&t).contains("does not verify"),
+        "{}",
+        tampering(&t)
+    );
+    assert_eq!(state_of(&t, &s.file_of(&run.signs[0])), "invalid");
+    assert_eq!(t["verdict"], "untrusted");
+
+    // A digest re-signed with another key, listing a forged file: the fingerprint names
+    // CloudTrail's key, which did not sign it.
+    let dir = s.copy();
+    let attacker = digests::CloudTrailKey::generate();
+    let extra = write_log_files(dir.path(), std::slice::from_ref(&record), "extra")[0].clone();
+    let extra_hash = digests::sha256_of_gz(&dir.path().join(&extra));
+    digests::rewrite(dir.path(), newest, &attacker, |d| {
+        d["logFiles"].as_array_mut().unwrap().push(json!({
+            "s3Bucket": digests::BUCKET, "s3Object": extra, "hashValue": extra_hash,
+            "hashAlgorithm": "SHA-256"}));
+    });
+    let (t, _) = s.verdict(dir.path(), &[]);
+    assert!(
+        tampering(&t).contains("does not verify"),
+        "{}",
+        tampering(&t)
+    );
+    assert_eq!(t["verdict"], "untrusted");
+    // ... or naming the attacker's own key: not one of CloudTrail's.
+    let dir = s.copy();
+    digests::rewrite(dir.path(), newest, &attacker, |d| {
+        d["digestPublicKeyFingerprint"] = attacker.fingerprint.clone().into();
+    });
+    let (t, _) = s.verdict(dir.path(), &[]);
+    assert!(
+        tampering(&t).contains("not among CloudTrail's public keys"),
+        "{}",
+        tampering(&t)
+    );
+    assert_eq!(t["verdict"], "untrusted");
+
+    // A chain spliced from another trail's digests (same key, same bucket): the digest sits
+    // where another trail's should, and the next one does not vouch for it.
+    let dir = s.copy();
+    let other = tempfile::tempdir().unwrap();
+    for f in &s.fillers {
+        let dest = other.path().join(f);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(s.path(f), dest).unwrap();
+    }
+    let theirs = digests::seal_with(other.path(), digests::BUCKET, digests::key(), "other-trail");
+    std::fs::copy(
+        other.path().join(&theirs[1].rel),
+        dir.path().join(&s.digests[1].rel),
+    )
+    .unwrap();
+    std::fs::copy(
+        other.path().join(format!("{}.sig", theirs[1].rel)),
+        dir.path().join(format!("{}.sig", s.digests[1].rel)),
+    )
+    .unwrap();
+    let (t, _) = s.verdict(dir.path(), &[]);
+    assert!(
+        tampering(&t).contains("moved or copied"),
+        "{}",
+        tampering(&t)
+    );
+    assert_eq!(t["verdict"], "untrusted");
+
+    // A log file copied into another folder of the trail: listed, but not there.
+    let dir = s.copy();
+    let rel = s.file_of(&run.signs[0]);
+    let moved = rel.replace(
+        "/CloudTrail/us-east-1/",
+        "/CloudTrail/us-east-1/2020/01/01/x/",
+    );
+    std::fs::create_dir_all(dir.path().join(&moved).parent().unwrap()).unwrap();
+    std::fs::copy(dir.path().join(&rel), dir.path().join(&moved)).unwrap();
+    let (t, _) = s.verdict(dir.path(), &[]);
+    assert!(
+        tampering(&t).contains("moved or copied"),
+        "{}",
+        tampering(&t)
+    );
+    assert_eq!(t["verdict"], "untrusted");
+
+    // Files newer than the newest digest (its digest not written yet): pending, wait and re-run.
+    let dir = s.copy();
+    std::fs::remove_file(dir.path().join(&newest.rel)).unwrap();
+    let (t, o) = s.verdict(dir.path(), &[]);
+    assert_eq!(t["verdict"], "pending", "{t:#}");
+    assert_eq!(t["integrity"]["state"], "pending");
+    assert!(
+        t["reasons"][0].as_str().unwrap().contains("run again"),
+        "{}",
+        t["reasons"]
+    );
+    assert_eq!(o.status.code(), Some(1));
+
+    // A copy without the digests' signatures: nothing vouches for the newest, so nothing is
+    // validated; strict leaves it unexplained, advisory trusts it and says so.
+    let dir = s.copy();
+    for d in &s.digests {
+        std::fs::remove_file(dir.path().join(format!("{}.sig", d.rel))).unwrap();
+    }
+    let (t, _) = s.verdict(dir.path(), &[]);
+    assert_eq!(t["verdict"], "unexplained", "{t:#}");
+    assert_eq!(t["integrity"]["state"], "unvalidated");
+    let (t, o) = s.verdict(dir.path(), &["--integrity", "advisory"]);
+    assert_eq!(t["verdict"], "trusted", "{t:#}");
+    assert_eq!(t["integrity"]["advisory_trust"], true);
+    assert!(
+        t["reasons"][0].as_str().unwrap().contains("UNVALIDATED"),
+        "{}",
+        t["reasons"]
+    );
+    assert!(stderr(&o).contains("ADVISORY"), "{}", stderr(&o));
+}
+
+/// An organization trail's layout (`AWSLogs/o-ID/ACCT/...`) validates end to end; from the
+/// emulator's S3, with keys from the ListPublicKeys stand-in and the attack caught there too.
+#[test]
+fn organization_layout_and_s3_validate_and_the_attack_is_caught_in_s3() {
+    let mut aws = Aws::start();
+    let s = sealed(&mut aws, "alias/trail-org");
+    let run = &s.run;
+    // The same files under an organization id, sealed again as an organization trail is.
+    let org = tempfile::tempdir().unwrap();
+    for rel in digests::files(s.dir.path()) {
+        if rel.contains("/CloudTrail-Digest/") {
+            continue;
+        }
+        let dest = org
+            .path()
+            .join(rel.replacen("AWSLogs/", "AWSLogs/o-a1b2c3d4e5/", 1));
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(s.path(&rel), dest).unwrap();
+    }
+    let sealed_org = digests::seal(org.path(), digests::BUCKET);
+    assert!(
+        sealed_org[0].rel.starts_with("AWSLogs/o-a1b2c3d4e5/"),
+        "{}",
+        sealed_org[0].rel
+    );
+    let (t, o) = s.verdict(org.path(), &[]);
+    assert_eq!(t["verdict"], "trusted", "{t:#}");
+    assert_eq!(t["integrity"]["state"], "validated");
+    assert!(o.status.success());
+
+    // In S3 (signatures as object metadata, keys from ListPublicKeys).
+    let bucket = unique("trail-int").to_lowercase();
+    let root = tempfile::tempdir().unwrap();
+    for rel in digests::files(s.dir.path()) {
+        if rel.contains("/CloudTrail-Digest/") {
+            continue;
+        }
+        let dest = root.path().join(&rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(s.path(&rel), dest).unwrap();
+    }
+    digests::seal(root.path(), &bucket);
+    digests::upload(&mut aws, root.path(), &bucket);
+    let src = format!("s3://{bucket}/AWSLogs/");
+    let args = [
+        "--cloudtrail",
+        src.as_str(),
+        "--key",
+        &run.key,
+        "--no-describe-images",
+    ];
+    let (out, o) = trail_for(&args, &run.image());
+    let t = &out[0]["trail"];
+    assert_eq!(t["verdict"], "trusted", "{t:#} {}", stderr(&o));
+    let evidence = t["integrity"]["evidence"].as_array().unwrap();
+    assert!(
+        evidence.iter().all(|e| e["state"] == "validated"),
+        "{evidence:#?}"
+    );
+    // No Object Lock on this bucket: the evidence can be deleted, and it says so.
+    assert_eq!(evidence[0]["worm"]["locked"], false, "{:#}", evidence[0]);
+    assert!(
+        evidence[0]["worm"]["meaning"]
+            .as_str()
+            .unwrap()
+            .contains("no Object Lock"),
+        "{:#}",
+        evidence[0]
+    );
+
+    // The attack in S3: a forged log file with a backdated Sign.
+    let mut forged = run
+        .trail
+        .records
+        .iter()
+        .find(|r| r["eventID"] == run.signs[1].event_id.as_str())
+        .unwrap()
+        .clone();
+    forged["eventTime"] = run.signs[0].time.clone().into();
+    forged["eventID"] = sigtrail_tests::trail::event_id().into();
+    let staging = tempfile::tempdir().unwrap();
+    let rel = write_log_files(staging.path(), &[forged], "forged")[0].clone();
+    aws.call(
+        json!({"op": "s3_put", "bucket": bucket, "key": rel, "path": staging.path().join(&rel)}),
+    );
+    let (out, _) = trail_for(
+        &[&args[..], &["--compromised-at", &run.compromise]].concat(),
+        &run.image(),
+    );
+    let t = &out[0]["trail"];
+    assert_eq!(t["verdict"], "untrusted", "{t:#}");
+    assert!(
+        tampering(t).contains(rel.rsplit('/').next().unwrap()),
+        "{}",
+        tampering(t)
+    );
+}
