@@ -85,6 +85,18 @@ for line in sys.stdin:
                 r = s3.put_object(Bucket=req["bucket"], Key=req["key"], Body=f.read(),
                                   Metadata=req.get("metadata") or {})
             out = {}
+        elif op == "s3_delete":
+            r = client("s3", None).delete_object(Bucket=req["bucket"], Key=req["key"])
+            out = {}
+        elif op == "create_trail":
+            ct = client("cloudtrail", None)
+            try:
+                ct.delete_trail(Name=req["name"])
+            except ClientError as e:
+                ignore(e, "TrailNotFoundException")
+            r = ct.create_trail(Name=req["name"], S3BucketName=req["bucket"],
+                                EnableLogFileValidation=True)
+            out = {"arn": r["TrailARN"]}
         else:
             raise ValueError("unknown op " + op)
         out["request_id"] = r["ResponseMetadata"]["RequestId"]

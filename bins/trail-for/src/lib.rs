@@ -157,6 +157,10 @@ pub struct Args {
     /// --output json` prints them (offline); default: ListPublicKeys in each digest's region
     #[arg(long, value_name = "FILE")]
     pub cloudtrail_public_keys: Option<PathBuf>,
+    /// Write every log file's integrity check to FILE (one JSON line each: file, state, reason,
+    /// digest, sha256, version_id, worm), then the tampering findings and gaps
+    #[arg(long, value_name = "FILE")]
+    pub integrity_report: Option<PathBuf>,
     /// Keep every event read, not only those the input records can use (for the equivalence
     /// test: the answers are the same, memory grows with the trail)
     #[arg(long, hide = true)]
@@ -247,6 +251,7 @@ pub async fn build(args: Args) -> Result<TrailFor> {
         keep_all_events: args.keep_all_events,
         integrity: args.integrity,
         public_keys: args.cloudtrail_public_keys,
+        integrity_report: args.integrity_report,
         git_dir: args.git_dir,
         timeline: args.timeline,
         signature_repo: args.signature_repo,

@@ -95,6 +95,9 @@ pub struct Config {
     pub integrity: integrity::Mode,
     /// CloudTrail's public keys offline (`--cloudtrail-public-keys`), else `ListPublicKeys`.
     pub public_keys: Option<PathBuf>,
+    /// Where to write every log file's integrity check, one JSON line each
+    /// (`--integrity-report`).
+    pub integrity_report: Option<PathBuf>,
 }
 
 struct State {
@@ -220,6 +223,14 @@ impl TrailFor {
         if let Some(checked) = &integrity {
             for line in checked.stderr_lines() {
                 eprintln!("trail-for: {line}");
+            }
+            if let Some(path) = &self.config.integrity_report {
+                checked.write_report(path).map_err(|e| {
+                    Error::new(
+                        "integrity_report",
+                        format!("cannot write {}: {e}", path.display()),
+                    )
+                })?;
             }
         }
         let gaps = loaded.warnings.clone();

@@ -449,3 +449,135 @@ fn organization_layout_and_s3_validate_and_the_attack_is_caught_in_s3() {
         tampering(t)
     );
 }
+
+/// trail-for's checks against aws-cli's own `aws cloudtrail validate-logs` (aws-cli 1.46.3 in
+/// the test venv, run against the emulator: S3 for the files, the ListPublicKeys stand-in for
+/// the key): over the same trail in S3, one log file edited and one deleted, both find the same
+/// files valid and the same ones invalid. trail-for is stricter in one place: a forged file no
+/// digest lists is invisible to validate-logs (it only reads what digests list).
+#[test]
+fn the_same_files_are_valid_and_invalid_as_for_aws_cloudtrail_validate_logs() {
+    let mut aws = Aws::start();
+    let s = sealed(&mut aws, "alias/trail-cli");
+    let run = &s.run;
+    let bucket = unique("trail-cli").to_lowercase();
+    let root = tempfile::tempdir().unwrap();
+    for rel in digests::files(s.dir.path()) {
+        if !rel.contains("/CloudTrail-Digest/") {
+            let dest = root.path().join(&rel);
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(s.path(&rel), dest).unwrap();
+        }
+    }
+    digests::seal(root.path(), &bucket);
+    digests::upload(&mut aws, root.path(), &bucket);
+    let trail_arn = aws
+        .call(json!({"op": "create_trail", "name": digests::TRAIL, "bucket": bucket}))["arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Tamper: edit the first Sign's file, delete the second's, add a forged one.
+    let edited = s.file_of(&run.signs[0]);
+    edit_log(&root.path().join(&edited), |recs| {
+        recs[0]["userAgent"] = "edited".into();
+    });
+    aws.call(
+        json!({"op": "s3_put", "bucket": bucket, "key": edited, "path": root.path().join(&edited)}),
+    );
+    let deleted = s.file_of(&run.signs[1]);
+    aws.call(json!({"op": "s3_delete", "bucket": bucket, "key": deleted}));
+    let mut forged = run.trail.records[0].clone();
+    forged["eventID"] = sigtrail_tests::trail::event_id().into();
+    let forged_rel = write_log_files(root.path(), &[forged], "forged")[0].clone();
+    aws.call(json!({"op": "s3_put", "bucket": bucket, "key": forged_rel, "path": root.path().join(&forged_rel)}));
+
+    // aws-cli: valid files on stdout (--verbose), INVALID ones on stderr.
+    let aws_cli = sigtrail_tests::env().python.with_file_name("aws");
+    let start = minutes_ago(600);
+    let end = (chrono::Utc::now() + chrono::Duration::hours(3))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let out = std::process::Command::new(&aws_cli)
+        .args([
+            "cloudtrail",
+            "validate-logs",
+            "--trail-arn",
+            &trail_arn,
+            "--start-time",
+            &start,
+        ])
+        .args(["--end-time", &end, "--verbose", "--region", REGION])
+        .args(["--endpoint-url", &sigtrail_tests::env().aws_endpoint])
+        .output()
+        .expect("run aws cloudtrail validate-logs");
+    let (cli_out, cli_err) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    let files = |text: &str, status: &str| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter(|l| l.starts_with("Log file\t") && l.contains(status))
+            .filter_map(|l| l.split('\t').nth(1))
+            .map(|u| u.trim_start_matches(&format!("s3://{bucket}/")).to_string())
+            .collect()
+    };
+    let cli_valid = files(&cli_out, "\tvalid");
+    let cli_invalid = files(&cli_err, "\tINVALID");
+    assert!(
+        cli_out.contains("digest files valid") && !cli_valid.is_empty(),
+        "aws-cli found nothing to validate:\n{cli_out}\n{cli_err}"
+    );
+    assert!(cli_invalid.contains(&edited), "{cli_err}");
+    assert!(cli_invalid.contains(&deleted), "{cli_err}");
+
+    // trail-for over the same bucket, every file's state in the report.
+    let report = root.path().join("integrity.jsonl");
+    let src = format!("s3://{bucket}/AWSLogs/");
+    let (_, o) = trail_for(
+        &[
+            "--cloudtrail",
+            &src,
+            "--key",
+            &run.key,
+            "--no-describe-images",
+            "--integrity-report",
+            report.to_str().unwrap(),
+        ],
+        &run.image(),
+    );
+    let lines: Vec<Value> = std::fs::read_to_string(&report)
+        .unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ours = |state: &str| -> std::collections::BTreeSet<String> {
+        lines
+            .iter()
+            .filter(|l| l["state"] == state)
+            .filter_map(|l| l["file"].as_str())
+            .map(|u| u.trim_start_matches(&format!("s3://{bucket}/")).to_string())
+            .collect()
+    };
+    let tampering: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["tampering"].as_str())
+        .collect();
+    assert_eq!(ours("validated"), cli_valid, "the same files valid");
+    let mut our_invalid = ours("invalid");
+    // A deleted file cannot be read, so trail-for names it among the findings instead.
+    if tampering
+        .iter()
+        .any(|t| t.contains(&deleted) && t.contains("not found"))
+    {
+        our_invalid.insert(deleted.clone());
+    }
+    assert!(
+        our_invalid.contains(&forged_rel),
+        "stricter: the forged file is invalid too"
+    );
+    our_invalid.remove(&forged_rel);
+    assert_eq!(
+        our_invalid, cli_invalid,
+        "the same files invalid; {tampering:#?}"
+    );
+}

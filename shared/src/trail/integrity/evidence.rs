@@ -98,6 +98,32 @@ impl Checked {
         out
     }
 
+    /// Writes every log file's check (one JSON line each, by file name), then one line per
+    /// tampering finding (`{"tampering": ...}`) and per gap (`{"gap": ...}`).
+    pub fn write_report(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let mut lines: Vec<String> = self
+            .logs
+            .iter()
+            .zip(&self.report.files)
+            .map(|(l, c)| check_json(l, c, self.now).to_string())
+            .collect();
+        lines.sort();
+        lines.extend(
+            self.report
+                .tampering
+                .iter()
+                .map(|t| json!({ "tampering": t }).to_string()),
+        );
+        lines.extend(self.report.gaps.iter().map(|g| {
+            json!({"gap": {"folder": g.folder, "state": g.state.as_str(), "reason": g.reason,
+                           "from": g.from.map(fmt), "to": g.to.map(fmt)}})
+            .to_string()
+        }));
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, lines.join("\n") + "\n")?;
+        std::fs::rename(&tmp, path)
+    }
+
     /// Judges one image: the worst state of its evidence limits its verdict. Returns
     /// `trail.integrity`.
     pub fn judge(&self, ix: &Index, joined: &mut Joined) -> Value {
