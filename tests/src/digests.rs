@@ -270,9 +270,18 @@ pub fn rewrite(
 /// Uploads everything under `root` to `bucket` in the emulator's S3: log files as they are,
 /// digests with their signature as the `signature` metadata (not the `.sig` files).
 pub fn upload(aws: &mut Aws, root: &Path, bucket: &str) {
+    upload_locked(aws, root, bucket, None)
+}
+
+/// [`upload`] into an Object Lock bucket, every object under `lock` retention
+/// (`{"mode": "COMPLIANCE", "until": TIME}`).
+pub fn upload_locked(aws: &mut Aws, root: &Path, bucket: &str, lock: Option<Value>) {
     for rel in files(root) {
         let mut req =
             json!({"op": "s3_put", "bucket": bucket, "key": rel, "path": root.join(&rel)});
+        if let Some(lock) = &lock {
+            req["lock"] = lock.clone();
+        }
         if rel.contains("/CloudTrail-Digest/") {
             if let Ok(sig) = std::fs::read_to_string(root.join(format!("{rel}.sig"))) {
                 req["metadata"] =

@@ -77,14 +77,19 @@ for line in sys.stdin:
             out = {"digest": r["image"]["imageId"]["imageDigest"], "registry_id": r["image"]["registryId"]}
         elif op == "s3_put":
             s3 = client("s3", None)
+            lock = req.get("lock")  # {"mode": "COMPLIANCE", "until": ISO time}: an Object Lock bucket
             try:
-                s3.create_bucket(Bucket=req["bucket"])
+                s3.create_bucket(Bucket=req["bucket"], **({"ObjectLockEnabledForBucket": True} if lock else {}))
             except ClientError as e:
                 ignore(e, "BucketAlreadyOwnedByYou")
+            extra = {}
+            if lock:
+                extra = {"ObjectLockMode": lock["mode"],
+                         "ObjectLockRetainUntilDate": datetime.datetime.fromisoformat(lock["until"].replace("Z", "+00:00"))}
             with open(req["path"], "rb") as f:
                 r = s3.put_object(Bucket=req["bucket"], Key=req["key"], Body=f.read(),
-                                  Metadata=req.get("metadata") or {})
-            out = {}
+                                  Metadata=req.get("metadata") or {}, **extra)
+            out = {"version_id": r.get("VersionId")}
         elif op == "s3_delete":
             r = client("s3", None).delete_object(Bucket=req["bucket"], Key=req["key"])
             out = {}

@@ -422,6 +422,40 @@ fn organization_layout_and_s3_validate_and_the_attack_is_caught_in_s3() {
         evidence[0]
     );
 
+    // The same trail in an Object Lock bucket, every object under COMPLIANCE retention: the
+    // exact versions hashed are named, and they cannot be deleted.
+    let locked = unique("trail-worm").to_lowercase();
+    let until = (chrono::Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let worm_root = tempfile::tempdir().unwrap();
+    for rel in digests::files(root.path()) {
+        if !rel.contains("/CloudTrail-Digest/") {
+            let dest = worm_root.path().join(&rel);
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(root.path().join(&rel), dest).unwrap();
+        }
+    }
+    digests::seal(worm_root.path(), &locked);
+    digests::upload_locked(
+        &mut aws,
+        worm_root.path(),
+        &locked,
+        Some(json!({"mode": "COMPLIANCE", "until": until})),
+    );
+    let worm_src = format!("s3://{locked}/AWSLogs/");
+    let (out, o) = trail_for(
+        &["--cloudtrail", &worm_src, "--key", &run.key, "--no-describe-images"],
+        &run.image(),
+    );
+    let t = &out[0]["trail"];
+    assert_eq!(t["verdict"], "trusted", "{t:#} {}", stderr(&o));
+    for e in t["integrity"]["evidence"].as_array().unwrap() {
+        assert_eq!(e["worm"]["locked"], true, "{e:#}");
+        assert_eq!(e["worm"]["mode"], "COMPLIANCE", "{e:#}");
+        assert!(e["version_id"].is_string(), "the version hashed is named: {e:#}");
+    }
+
     // The attack in S3: a forged log file with a backdated Sign.
     let mut forged = run
         .trail
