@@ -157,6 +157,11 @@ pub struct Args {
     /// --output json` prints them (offline); default: ListPublicKeys in each digest's region
     #[arg(long, value_name = "FILE")]
     pub cloudtrail_public_keys: Option<PathBuf>,
+    /// Monitor mode, for cron: with --key-usage, report only the Signs, failed attempts and
+    /// integrity breaks new since the last run, keeping the checkpoint in FILE (written only
+    /// after a run that read the whole trail)
+    #[arg(long, value_name = "FILE", requires = "key_usage")]
+    pub state: Option<PathBuf>,
     /// Write every log file's integrity check to FILE (one JSON line each: file, state, reason,
     /// digest, sha256, version_id, worm), then the tampering findings and gaps
     #[arg(long, value_name = "FILE")]
@@ -252,6 +257,7 @@ pub async fn build(args: Args) -> Result<TrailFor> {
         integrity: args.integrity,
         public_keys: args.cloudtrail_public_keys,
         integrity_report: args.integrity_report,
+        state: args.state,
         git_dir: args.git_dir,
         timeline: args.timeline,
         signature_repo: args.signature_repo,

@@ -21,6 +21,7 @@ pub mod integrity;
 pub mod interest;
 pub mod join;
 pub mod keys;
+pub mod monitor;
 pub mod source;
 pub mod timeline;
 pub mod usage;
@@ -98,6 +99,8 @@ pub struct Config {
     /// Where to write every log file's integrity check, one JSON line each
     /// (`--integrity-report`).
     pub integrity_report: Option<PathBuf>,
+    /// The monitor's state file (`--key-usage --state FILE`): report only what is new.
+    pub state: Option<PathBuf>,
 }
 
 struct State {
@@ -121,6 +124,8 @@ pub struct TrailFor {
     pictures: Mutex<Vec<(u64, timeline::Picture)>>,
     /// What the input records can use, set by `prepare` before the trail is loaded.
     interest: Mutex<Option<interest::Interest>>,
+    /// The monitor's state as read at the start (`--state`).
+    monitor: Option<monitor::MonitorState>,
 }
 
 impl TrailFor {
@@ -134,6 +139,27 @@ impl TrailFor {
         if config.key_usage && config.keys.is_empty() {
             return Err(Error::new("usage", "--key-usage needs --key"));
         }
+        let mut config = config;
+        let monitor = match &config.state {
+            None => None,
+            Some(_) if !config.key_usage => {
+                return Err(Error::new("usage", "--state is the monitor's: use it with --key-usage"))
+            }
+            Some(_) if config.integrity == integrity::Mode::Off => {
+                return Err(Error::new(
+                    "usage",
+                    "the monitor reports only validated events: --state cannot be used with --integrity off",
+                ))
+            }
+            Some(path) => {
+                let m = monitor::MonitorState::read(path).map_err(|e| Error::new("usage", e))?;
+                let window = config
+                    .window
+                    .unwrap_or(Duration::seconds(join::DEFAULT_WINDOW_SECS));
+                config.range.since = m.read_from(config.range.since, window);
+                Some(m)
+            }
+        };
         Ok(TrailFor {
             config,
             state: tokio::sync::OnceCell::new(),
@@ -141,6 +167,7 @@ impl TrailFor {
             ecr: crate::ecr::Ecr::new(),
             pictures: Mutex::new(Vec::new()),
             interest: Mutex::new(None),
+            monitor,
         })
     }
 
@@ -603,6 +630,49 @@ impl TrailFor {
         })
     }
 
+    /// The span the monitor reports this run (see `monitor.rs`); fails, leaving the state as it
+    /// was, when the trail could not be read whole or nothing authentic covers it.
+    fn monitor_span(&self, state: &State, m: &monitor::MonitorState) -> Result<Range, Error> {
+        if let Some(first) = state.gaps.first() {
+            return Err(Error::new(
+                "trail_gap",
+                format!(
+                    "{} part(s) of the trail could not be read (first: {first}); the monitor's \
+                     state is unchanged: make the trail readable and run again",
+                    state.gaps.len()
+                ),
+            ));
+        }
+        let lookup_only = self
+            .config
+            .sources
+            .iter()
+            .all(|s| matches!(s, Source::Lookup { .. }));
+        let covered = match &state.integrity {
+            _ if lookup_only => Some(Utc::now() - Duration::minutes(15)),
+            Some(c) if c.mode == integrity::Mode::Advisory => {
+                Some(c.report.covered_until.unwrap_or_else(Utc::now))
+            }
+            Some(c) => c.report.covered_until,
+            None => None,
+        };
+        let Some(covered) = covered else {
+            return Err(Error::new(
+                "no_digests",
+                "no authentic CloudTrail digest covers the trail read, and the monitor reports \
+                 only validated events: turn on log file validation (or copy the digests and \
+                 their signatures), or use --integrity advisory",
+            ));
+        };
+        // Nothing can be covered after now (a digest ending later is a clock's error).
+        let covered = covered.min(Utc::now());
+        let (since, until) = m.span(self.config.range.since, covered, self.window());
+        Ok(Range {
+            since: m.reported_until.map(|r| r + Duration::seconds(1)).or(since),
+            until: Some(until),
+        })
+    }
+
     /// Adds (or replaces) the picture of the record at input position `number` and rewrites
     /// the timeline file.
     fn draw(
@@ -670,6 +740,9 @@ impl Tool for TrailFor {
                 ));
             }
             if let Some(t) = rec.get("trail").and_then(|t| t.get("tampering")) {
+                if self.monitor.is_some() {
+                    return Ok(Done::failed("tampered")); // a finding the monitor reports once
+                }
                 let n = t.as_array().map_or(0, Vec::len);
                 let first = t.get(0).and_then(Value::as_str).unwrap_or_default();
                 return Err(Error::new(
@@ -682,6 +755,8 @@ impl Tool for TrailFor {
             }
             return Ok(if rec.get("orphan") == Some(&Value::Bool(true)) {
                 Done::failed("orphan")
+            } else if self.monitor.is_some() && rec.get("attempt").is_some() {
+                Done::failed("attempt") // the monitor flags every new failed attempt
             } else {
                 Done::ok()
             });
@@ -694,7 +769,12 @@ impl Tool for TrailFor {
             return Ok(None);
         }
         let state = self.state().await?;
-        let mut records = usage::key_usage(&state.index, &state.policy.keys, &self.config.range);
+        let mut monitor = self.monitor.clone();
+        let mut range = self.config.range;
+        if let Some(m) = &monitor {
+            range = self.monitor_span(&state, m)?;
+        }
+        let mut records = usage::key_usage(&state.index, &state.policy.keys, &range);
         if !state.warnings.is_empty() {
             for r in &mut records {
                 if let Some(Value::Object(t)) = r.get_mut("trail") {
@@ -703,17 +783,26 @@ impl Tool for TrailFor {
             }
         }
         // Tampering anywhere makes every answer doubtful: one record names it and fails the run.
-        if let Some(checked) = state
-            .integrity
-            .as_ref()
-            .filter(|c| !c.report.tampering.is_empty())
-        {
-            let mut t = Record::new();
-            t.insert(
-                "trail".into(),
-                json!({"tampering": checked.report.tampering, "integrity": checked.summary_json()}),
-            );
-            records.push(t);
+        if let Some(checked) = &state.integrity {
+            // The monitor reports each finding once.
+            let findings = match &mut monitor {
+                Some(m) => m.new_findings(&checked.report.tampering),
+                None => checked.report.tampering.clone(),
+            };
+            if !findings.is_empty() {
+                let mut t = Record::new();
+                t.insert(
+                    "trail".into(),
+                    json!({"tampering": findings, "integrity": checked.summary_json()}),
+                );
+                records.push(t);
+            }
+        }
+        if let (Some(m), Some(path)) = (&mut monitor, &self.config.state) {
+            // Everything was read: the new checkpoint holds.
+            m.reported_until = range.until.or(m.reported_until);
+            m.updated_at = Some(Utc::now());
+            m.write(path).map_err(|e| Error::new("state", e))?;
         }
         // A gap could hide any Sign: one last record says so and fails the run.
         if !state.gaps.is_empty() {

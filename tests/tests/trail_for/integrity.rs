@@ -445,7 +445,13 @@ fn organization_layout_and_s3_validate_and_the_attack_is_caught_in_s3() {
     );
     let worm_src = format!("s3://{locked}/AWSLogs/");
     let (out, o) = trail_for(
-        &["--cloudtrail", &worm_src, "--key", &run.key, "--no-describe-images"],
+        &[
+            "--cloudtrail",
+            &worm_src,
+            "--key",
+            &run.key,
+            "--no-describe-images",
+        ],
         &run.image(),
     );
     let t = &out[0]["trail"];
@@ -453,7 +459,10 @@ fn organization_layout_and_s3_validate_and_the_attack_is_caught_in_s3() {
     for e in t["integrity"]["evidence"].as_array().unwrap() {
         assert_eq!(e["worm"]["locked"], true, "{e:#}");
         assert_eq!(e["worm"]["mode"], "COMPLIANCE", "{e:#}");
-        assert!(e["version_id"].is_string(), "the version hashed is named: {e:#}");
+        assert!(
+            e["version_id"].is_string(),
+            "the version hashed is named: {e:#}"
+        );
     }
 
     // The attack in S3: a forged log file with a backdated Sign.
@@ -614,4 +623,136 @@ fn the_same_files_are_valid_and_invalid_as_for_aws_cloudtrail_validate_logs() {
         our_invalid, cli_invalid,
         "the same files invalid; {tampering:#?}"
     );
+}
+
+/// The monitor (`--key-usage --state FILE`), run over a trail that grows between runs: each new
+/// orphan `Sign` is reported exactly once, a run that cannot read the trail whole fails and
+/// leaves the state as it was, and the next run resumes from there.
+#[test]
+fn the_monitor_reports_each_new_orphan_once_and_resumes_after_a_failed_run() {
+    let mut aws = Aws::start();
+    let mut run = signing_run(&mut aws, &unique("alias/trail-mon"));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("monitor.json");
+    let trail = dir.path().join("trail");
+    let since = today();
+    let key = run.key.clone();
+    // A window of 10 s (the test's Sign and push are a second apart): a run reports events up to
+    // one window before now (the digests cover up to the next hour), so each run waits for it.
+    let monitor = |expect: Option<i32>| {
+        std::thread::sleep(Duration::from_secs(11));
+        let out = sigtrail_tests::run(
+            with_keys(
+                &mut tool("trail-for"),
+                &[
+                    "--key-usage",
+                    "--key",
+                    &key,
+                    "--since",
+                    &since,
+                    "--window",
+                    "10s",
+                    "--cloudtrail",
+                    trail.to_str().unwrap(),
+                    "--state",
+                    state.to_str().unwrap(),
+                ],
+            ),
+            b"",
+        );
+        assert_eq!(out.status.code(), expect, "{}", stderr(&out));
+        records(&out)
+    };
+    let orphan = |aws: &mut Aws, run: &mut Run| {
+        let session = run.session.clone();
+        run.trail
+            .sign(aws, &session, &run.key, &sha256(b"never pushed"))
+            .event_id
+    };
+
+    // Run 1: the two signatures' Signs and one orphan.
+    let first = orphan(&mut aws, &mut run);
+    run.trail.write(&trail);
+    let recs = monitor(Some(1));
+    let ids = |recs: &[Value]| -> Vec<(String, bool)> {
+        recs.iter()
+            .map(|r| {
+                (
+                    r["kms"]["event_id"].as_str().unwrap_or("").to_string(),
+                    r["orphan"] == true,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(recs.len(), 3, "{recs:#?}");
+    assert_eq!(ids(&recs).iter().filter(|(_, o)| *o).count(), 1);
+    assert!(ids(&recs).contains(&(first.clone(), true)));
+    let checkpoint = std::fs::read(&state).unwrap();
+
+    // Run 2 fails: a new orphan, and a log file that cannot be read. Nothing is reported as
+    // done: the state file is unchanged.
+    let second = orphan(&mut aws, &mut run);
+    run.trail.write(&trail);
+    let day = trail.join(format!("AWSLogs/{ACCOUNT}/CloudTrail/{REGION}"));
+    let broken = std::fs::read_dir(&day)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path()
+        .join("broken.json.gz");
+    std::fs::write(&broken, b"\x1f\x8b\x08\x00\x00\x00broken").unwrap();
+    std::thread::sleep(Duration::from_secs(11));
+    let out = sigtrail_tests::run(
+        with_keys(
+            &mut tool("trail-for"),
+            &[
+                "--key-usage",
+                "--key",
+                &key,
+                "--since",
+                &since,
+                "--window",
+                "10s",
+                "--cloudtrail",
+                trail.to_str().unwrap(),
+                "--state",
+                state.to_str().unwrap(),
+            ],
+        ),
+        b"",
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("state is unchanged"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        checkpoint,
+        "a failed run keeps the checkpoint"
+    );
+
+    // Run 3 resumes: only the second orphan, once.
+    std::fs::remove_file(&broken).unwrap();
+    let recs = monitor(Some(1));
+    assert_eq!(ids(&recs), vec![(second, true)], "{recs:#?}");
+
+    // Run 4: a signature signed and pushed, and nothing else new: exit 0, no orphan repeated.
+    let session = run.session.clone();
+    sign_and_push(
+        &mut aws,
+        &mut run,
+        &session,
+        "3333333333333333333333333333333333333333",
+    );
+    run.trail.write(&trail);
+    let recs = monitor(Some(0));
+    assert_eq!(recs.len(), 1, "{recs:#?}");
+    assert_eq!(recs[0]["orphan"], false);
+    assert_eq!(recs[0]["kms"]["event_id"], run.signs[2].event_id.as_str());
+
+    // Run 5: nothing new at all.
+    assert!(monitor(Some(0)).is_empty());
 }

@@ -166,6 +166,9 @@ pub struct Report {
     pub gaps: Vec<Gap>,
     pub digests_read: usize,
     pub digests_authentic: usize,
+    /// Until when every digest folder read is covered by authentic digests: the earliest of
+    /// the folders' newest authentic digest ends (`None`: no authentic digest).
+    pub covered_until: Option<DateTime<Utc>>,
 }
 
 /// Where a file sits, as compared with what digests list: `bucket/key` for S3, the layout tail
@@ -432,6 +435,10 @@ pub fn check(
                 .push((s, e, i));
         }
     }
+    report.covered_until = windows
+        .values()
+        .filter_map(|w| w.iter().map(|(_, e, _)| *e).max())
+        .min();
     let folders_with_digests: HashSet<&str> = ds.iter().map(|d| d.folder.as_str()).collect();
     let mut seen_locations = HashSet::new();
     for log in logs {
