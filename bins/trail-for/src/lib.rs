@@ -159,7 +159,7 @@ pub struct Args {
     pub cloudtrail_public_keys: Option<PathBuf>,
     /// Monitor mode, for cron: with --key-usage, report only the Signs, failed attempts and
     /// integrity breaks new since the last run, keeping the checkpoint in FILE (written only
-    /// after a run that read the whole trail)
+    /// after a run that read the whole trail); --since is where the first run starts
     #[arg(long, value_name = "FILE", requires = "key_usage")]
     pub state: Option<PathBuf>,
     /// Write every log file's integrity check to FILE (one JSON line each: file, state, reason,

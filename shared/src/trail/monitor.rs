@@ -58,17 +58,13 @@ impl MonitorState {
             .map_err(|e| format!("--state {}: cannot write: {e}", path.display()))
     }
 
-    /// Where this run starts reading: one window before what was reported (never before
-    /// `since`).
-    pub fn read_from(
-        &self,
-        since: Option<DateTime<Utc>>,
-        window: Duration,
-    ) -> Option<DateTime<Utc>> {
-        match (self.reported_until, since) {
-            (Some(r), Some(s)) => Some((r - window).max(s)),
-            (Some(r), None) => Some(r - window),
-            (None, s) => s,
+    /// Where this run starts reading: one window before what was reported; `since` only on
+    /// the first run (however long the monitor was stopped, nothing after the checkpoint is
+    /// skipped).
+    pub fn read_from(&self, since: Option<DateTime<Utc>>, window: Duration) -> Option<DateTime<Utc>> {
+        match self.reported_until {
+            Some(r) => Some(r - window),
+            None => since,
         }
     }
 
@@ -124,6 +120,11 @@ mod tests {
         assert_eq!((from, to), (since, t("2026-01-01T09:45:00Z")));
         s.reported_until = Some(to);
         assert_eq!(s.read_from(since, w), Some(t("2026-01-01T09:30:00Z")));
+        // A later --since does not skip what came after the checkpoint.
+        assert_eq!(
+            s.read_from(Some(t("2026-01-05T00:00:00Z")), w),
+            Some(t("2026-01-01T09:30:00Z"))
+        );
         let (from, to) = s.span(since, t("2026-01-01T11:00:00Z"), w);
         assert_eq!(from, Some(t("2026-01-01T09:45:01Z")));
         assert_eq!(to, t("2026-01-01T10:45:00Z"));
