@@ -238,7 +238,54 @@ jq -r 'select(.tag == "v1.1" or .tag == "v1.2") | .trail.signatures[]? | select(
 [ "$(jq -r 'select(.tag == "v1.1") | .trail.signatures[0].evidence.candidates' "$out/trail.jsonl")" -gt 1 ] ||
   die "the demo's ambiguous case is gone: v1.1's signature has one candidate Sign"
 
+say "9. the attack on the trail bucket: someone with the key and write access to the trail's bucket"
+# The same events as log files in the bucket layout, sealed with the hourly digest chain
+# CloudTrail writes when log file validation is on (moto writes none: cloudtrail-seal stands in,
+# with its own RSA key for CloudTrail's). Then the attack: the log file holding v1.2's real Sign
+# is deleted, and a forged one holds the same Sign backdated to before the leak.
+[ -x "$bin/cloudtrail-seal" ] || die "$bin/cloudtrail-seal is not built (cargo build --bins)"
+trail_dir="$out/trail"
+"$bin/cloudtrail-seal" "$out/events.jsonl" "$trail_dir" "$out/cloudtrail-keys.json" > "$out/trail-files.tsv"
+late_rid=$(jq -r 'select(.kms) | .kms.request_id' "$out/signed-late.jsonl" | head -n 1)
+real_file=$(awk -F '\t' -v id="demo-sign-$late_rid" '$2 == id {print $1}' "$out/trail-files.tsv")
+[ -n "$real_file" ] || die "no log file holds v1.2's Sign"
+forged_epoch=$(( $(date -u -d "$compromised_at" +%s) - 30 ))
+forged_time=$(date -u -d "@$forged_epoch" +%Y-%m-%dT%H:%M:%SZ)
+forged_name="${account}_CloudTrail_us-east-1_$(date -u -d "@$((forged_epoch + 60))" +%Y%m%dT%H%MZ)_forged0000000000.json.gz"
+forged_file="$(dirname "$real_file")/$forged_name"
+rm "$trail_dir/$real_file"
+jq -c --arg t "$forged_time" --arg rid "$late_rid" 'select(.eventID == ("demo-sign-" + $rid))
+    | .eventTime = $t | .eventID = "forged-" + $rid | {Records: [.]}' "$out/events.jsonl" \
+  | gzip -c > "$trail_dir/$forged_file"
+echo "   deleted $(basename "$real_file") (v1.2's Sign at $(jq -r 'select(.kms) | .kms.time' "$out/signed-late.jsonl" | head -n 1))"
+echo "   forged  $forged_name (the same Sign, at $forged_time: before the leak)"
+audit_late() {
+  jq -c 'select(.tag == "v1.2")' "$out/checked-all.jsonl" \
+    | trail-for --cloudtrail "$trail_dir" --cloudtrail-public-keys "$out/cloudtrail-keys.json" --key "$key" \
+        --compromised-at "$compromised_at" --since "$since" --account "$account" --region us-east-1 "$@" \
+        2>>"$out/stderr.log" || true
+}
+cmd "... | trail-for --cloudtrail $trail_dir --integrity off ...   (believing every log file)"
+audit_late --integrity off > "$out/trail-forged-unchecked.jsonl"
+jq -r '"   \(.trail.verdict | ascii_upcase) sample-app-1:v1.2"' "$out/trail-forged-unchecked.jsonl"
+[ "$(jq -r .trail.verdict "$out/trail-forged-unchecked.jsonl")" = trusted ] ||
+  die "the forgery did not fool trail-for without validation: the demo shows nothing"
+cmd "... | trail-for --cloudtrail $trail_dir ...   (the default: every log file checked against the digest chain)"
+audit_late > "$out/trail-forged.jsonl"
+jq -r '"   \(.trail.verdict | ascii_upcase) sample-app-1:v1.2: \(.trail.reasons[0])"' "$out/trail-forged.jsonl"
+[ "$(jq -r .trail.verdict "$out/trail-forged.jsonl")" = untrusted ] || die "the forged trail made v1.2 trusted"
+jq -e --arg f "$forged_name" '.trail.integrity.tampering | map(select(contains($f))) | length > 0' \
+  "$out/trail-forged.jsonl" > /dev/null || die "the forged file is not named"
+cmd "trail-for --key-usage --key $key --cloudtrail $trail_dir --state monitor.json   (the hourly monitor)"
+rc=0
+trail-for --key-usage --key "$key" --since "$since" --cloudtrail "$trail_dir" \
+  --cloudtrail-public-keys "$out/cloudtrail-keys.json" --state "$out/monitor.json" \
+  > "$out/monitor.jsonl" 2>>"$out/stderr.log" || rc=$?
+[ $rc = 1 ] || die "the monitor exited with $rc, expected 1 (the trail was tampered with)"
+jq -r 'select(.trail.tampering) | .trail.tampering[] | "   FLAGGED: " + .' "$out/monitor.jsonl"
+
 say "demo done"
 echo "   trusted: sample-app-1:v1.0, sample-app-1:v1.1, sample-app-2:v1.0 (signed by the release before the leak)"
 echo "   not trusted: sample-app-1:v1.2 (signed after the leak), sample-app-1:v1.0-patched (copied signature)"
+echo "   the trail bucket: a forged log file and a deleted one are named, v1.2 stays untrusted, the monitor flags it"
 echo "   timeline: $out/timeline.html; records of every step: $out/*.jsonl"
