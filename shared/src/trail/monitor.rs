@@ -61,7 +61,11 @@ impl MonitorState {
     /// Where this run starts reading: one window before what was reported; `since` only on
     /// the first run (however long the monitor was stopped, nothing after the checkpoint is
     /// skipped).
-    pub fn read_from(&self, since: Option<DateTime<Utc>>, window: Duration) -> Option<DateTime<Utc>> {
+    pub fn read_from(
+        &self,
+        since: Option<DateTime<Utc>>,
+        window: Duration,
+    ) -> Option<DateTime<Utc>> {
         match self.reported_until {
             Some(r) => Some(r - window),
             None => since,

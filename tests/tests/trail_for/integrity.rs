@@ -332,6 +332,20 @@ fn every_way_of_tampering_with_the_trail_bucket_is_caught() {
     );
     assert_eq!(o.status.code(), Some(1));
 
+    // The newest digests deleted: what was delivered more than two hours after what is left
+    // cannot be pending any more; nothing vouches for it.
+    let dir = s.copy();
+    for d in &s.digests[2..] {
+        std::fs::remove_file(dir.path().join(&d.rel)).unwrap();
+    }
+    let (t, _) = s.verdict(dir.path(), &[]);
+    assert!(
+        tampering(&t).contains(&s.fillers[2]) && tampering(&t).contains("missing"),
+        "{}",
+        tampering(&t)
+    );
+    assert_eq!(t["verdict"], "untrusted", "{t:#}");
+
     // A copy without the digests' signatures: nothing vouches for the newest, so nothing is
     // validated; strict leaves it unexplained, advisory trusts it and says so.
     let dir = s.copy();

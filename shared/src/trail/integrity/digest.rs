@@ -89,7 +89,8 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     if !bytes.starts_with(&[0x1f, 0x8b]) {
         return Err("not gzip (a digest file is .json.gz)".into());
     }
-    let mut decoder = flate2::read::GzDecoder::new(bytes);
+    // bufread: what is left of the slice after the first member is exactly what follows it.
+    let mut decoder = flate2::bufread::GzDecoder::new(bytes);
     let mut plain = Vec::new();
     (&mut decoder)
         .take(MAX_DIGEST_BYTES + 1)

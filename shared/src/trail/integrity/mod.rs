@@ -21,8 +21,10 @@
 //!    (edited). Not listed there, but its bytes are listed elsewhere: `invalid` (moved or
 //!    copied). Not listed at all: `invalid` when an authentic digest's window covers its
 //!    delivery time (forged, or added later); `pending` when delivered after the newest digest
-//!    less than [`PENDING_HOURS`] ago; `unvalidated` (with the reason) when no digest can speak
-//!    for it: no digests in its folder, a gap, a copy whose newest digest carries no signature.
+//!    less than [`PENDING_HOURS`] ago, `invalid` when longer (the digests since were deleted,
+//!    or validation was stopped: either way nothing vouches for it, and someone must look);
+//!    `unvalidated` (with the reason) when no digest can speak for it: no digests in its
+//!    folder, a gap CloudTrail itself declared, a copy whose newest digest has no signature.
 //! 4. **A log file an authentic digest lists but that is not there** (in the folders and days
 //!    read) was deleted: `invalid`.
 //! 5. `LookupEvents` is read from CloudTrail itself: `service`.
@@ -628,12 +630,14 @@ fn check_one(
             ),
             None,
         ),
+        // CloudTrail delivers a digest every hour while validation is on: log files long after
+        // the last one mean digests were deleted, or validation or delivery was stopped.
         Some(e) if delivered > e => check(
-            State::Unvalidated,
+            State::Invalid,
             format!(
                 "delivered at {}, more than {PENDING_HOURS} hours after the newest digest found \
-                 (ending {}): later digests are missing (deleted, or digest delivery stopped: see \
-                 GetTrailStatus LatestDigestDeliveryError)",
+                 (ending {}): the digests after it are missing (deleted, or log file validation \
+                 or digest delivery stopped: see GetTrailStatus LatestDigestDeliveryError)",
                 delivered.format("%Y-%m-%dT%H:%MZ"),
                 e.format("%Y-%m-%dT%H:%M:%SZ")
             ),
