@@ -495,7 +495,7 @@ fn write_noise(root: &Path, records: usize) -> Result<usize> {
                     &json!({ "Records": recs }),
                 );
                 let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if files >= 1000 && finished % (files / 10) == 0 {
+                if files >= 1000 && finished.is_multiple_of(files / 10) {
                     say(&format!("  {finished}/{files} files written"));
                 }
             });
@@ -604,7 +604,7 @@ fn report(
     );
     let _ = writeln!(
         s,
-        "  {:>12} {:>7}  {:<19} {:>9} {:>11} {:>9} {:>5}  {:>16} {:>6}  runs",
+        "  {:>12} {:>7}  {:<19} {:>9} {:>11} {:>9} {:>5} {:>9}  {:>16} {:>6}  runs",
         "records",
         "files",
         "trail-for",
@@ -612,6 +612,7 @@ fn report(
         "records/s",
         "peak RSS",
         "cores",
+        "per CPU-s",
         "kept/seen events",
         "passes"
     );
@@ -626,9 +627,13 @@ fn report(
         let busy = m
             .cpu
             .map_or("n/a".to_string(), |c| format!("{:.2}", c / m.secs));
+        // Records per CPU second: what the load of a shared machine does not change.
+        let per_cpu = m
+            .cpu
+            .map_or("n/a".to_string(), |c| thousands(*size as f64 / c));
         let _ = writeln!(
             s,
-            "  {:>12} {:>7}  {:<19} {:>7.2} s {:>11} {:>9} {:>5}  {:>16} {:>6}  {how}",
+            "  {:>12} {:>7}  {:<19} {:>7.2} s {:>11} {:>9} {:>5} {:>9}  {:>16} {:>6}  {how}",
             thousands(*size as f64),
             files,
             mode.label(),
@@ -636,6 +641,7 @@ fn report(
             thousands(rate(*size, runs)),
             rss,
             busy,
+            per_cpu,
             format!(
                 "{}/{}",
                 thousands(m.stats[2] as f64),
@@ -648,7 +654,8 @@ fn report(
         writeln!(
         s,
         "  (records/s: records of the trail over wall time, each pass reading every file; peak \
-         RSS: the largest of the runs; cores: CPU time over wall time of the median run{})",
+         RSS: the largest of the runs; cores: CPU time over wall time of the median run; per \
+         CPU-s: its records per CPU second{})",
         if has_time { ", /usr/bin/time -v" } else { "; /usr/bin/time is missing" }
     );
     let mut ratios = Vec::new();
@@ -681,6 +688,16 @@ fn report(
                 one.len(),
                 both.len()
             );
+            if let Some(c) = median_run(both).cpu {
+                if c / b < GOAL_CORES {
+                    let _ = writeln!(
+                        s,
+                        "      (trail-for had only {:.2} of the {cores} cores: other work shares \
+                         the machine, see the load average)",
+                        c / b
+                    );
+                }
+            }
             ratios.push((*mode, a / b));
         }
     }
