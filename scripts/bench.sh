@@ -15,7 +15,7 @@
 #      1,000,000 and 10,000,000 records, each streamed to disk, timed and deleted in turn;
 #      `trail-for` on one image and `trail-for --key-usage`: wall time, records/s, peak RSS;
 #      one core against both at 1,000,000; the goals printed beside the figures. The 10,000,000
-#      row writes about 1 GB and takes minutes.
+#      row writes about 600 MB and takes minutes.
 # Peers are slow, so they run on the first SAMPLE images; rates are images per second. The
 # machine is shared: every figure comes from this one run, so the ratios compare like with like.
 # env: SIGTRAIL_BENCH_ONLY (all, verify or trail; default all), SIGTRAIL_BENCH_IMAGES (default
