@@ -11,26 +11,46 @@
 #        the image manifest, GET of the `.sig` manifest, GET of the payload blob), as a plain HTTP
 #        load with curl --parallel, 8 at once,
 #      - the KMS calls check-sig made (counted by the AWS emulator, not by check-sig);
-#   3. times `trail-for` over a gzip CloudTrail trail of 100,000 records (bench-trail).
+#   3. the trail-for scaling table (bench-trail): generated gzip CloudTrail trails of 100,000,
+#      1,000,000 and 10,000,000 records, each streamed to disk, timed and deleted in turn;
+#      `trail-for` on one image and `trail-for --key-usage`: wall time, records/s, peak RSS;
+#      one core against both at 1,000,000; the goals printed beside the figures. The 10,000,000
+#      row writes about 600 MB and takes minutes.
 # Peers are slow, so they run on the first SAMPLE images; rates are images per second. The
 # machine is shared: every figure comes from this one run, so the ratios compare like with like.
-# env: SIGTRAIL_BENCH_IMAGES (default 2000), SIGTRAIL_BENCH_SAMPLE (default 100),
-# SIGTRAIL_BENCH_TRAIL_RECORDS (default 100000), SIGTRAIL_BENCH_ROUNDS (default 3), and the
-# environment contract of `cargo xtask env up` (xtask sets it).
+# env: SIGTRAIL_BENCH_ONLY (all, verify or trail; default all), SIGTRAIL_BENCH_IMAGES (default
+# 2000), SIGTRAIL_BENCH_SAMPLE (default 100), SIGTRAIL_BENCH_TRAIL_SIZES (records, comma-separated;
+# default 100000,1000000,10000000), SIGTRAIL_BENCH_TRAIL_DIR (where the trails are written; default
+# target/bench-trail), SIGTRAIL_BENCH_ROUNDS (default 3), and the environment contract of
+# `cargo xtask env up` (xtask sets it).
 set -euo pipefail
 : "${SIGTRAIL_REGISTRY:?run with cargo xtask bench}"
+ONLY=${SIGTRAIL_BENCH_ONLY:-all}
 N=${SIGTRAIL_BENCH_IMAGES:-2000}
 S=${SIGTRAIL_BENCH_SAMPLE:-100}
-T=${SIGTRAIL_BENCH_TRAIL_RECORDS:-100000}
+T=${SIGTRAIL_BENCH_TRAIL_SIZES:-${SIGTRAIL_BENCH_TRAIL_RECORDS:-100000,1000000,10000000}}
 R=${SIGTRAIL_BENCH_ROUNDS:-3}
 [ "$S" -le "$N" ] || S=$N
+case $ONLY in all|verify|trail) ;; *) echo "bench: SIGTRAIL_BENCH_ONLY is all, verify or trail, not $ONLY" >&2; exit 2 ;; esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 scripts=$root/scripts
-bin=${CARGO_TARGET_DIR:-$root/target}/release
+target=${CARGO_TARGET_DIR:-$root/target}
+bin=$target/release
+trail_dir=${SIGTRAIL_BENCH_TRAIL_DIR:-$target/bench-trail}
 export PATH="$bin:$PATH"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 say() { printf '== %s\n' "$*" >&2; }
+
+trail_bench() {
+  say "trail-for scaling: trails of $T records under $trail_dir (written, timed, deleted in turn)"
+  bench-trail --dir "$trail_dir" --rounds "$R" "$bin/trail-for" "$T"
+}
+if [ "$ONLY" = trail ]; then
+  printf '\nsigtrail bench (trail part), %s\n' "$(date -u +%Y-%m-%dT%H:%MZ)"
+  trail_bench
+  exit
+fi
 now() { date +%s.%N; }
 rate() { python3 -c "import sys; n,a,b=map(float,sys.argv[1:]); print(f'{n/(b-a):.1f}')" "$@"; }
 secs() { python3 -c "import sys; a,b=map(float,sys.argv[1:]); print(f'{b-a:.1f}')" "$@"; }
@@ -138,10 +158,6 @@ done < "$work/sample.txt"
 t1=$(now)
 srs_rate=$(rate "$S" "$t0" "$t1")
 
-say "trail-for over a gzip CloudTrail trail of $T records"
-bench-trail "$T" "$bin/trail-for" > "$work/trail.txt"
-trail_line=$(cat "$work/trail.txt")
-
 cat <<REPORT
 
 sigtrail bench, $(date -u +%Y-%m-%dT%H:%MZ): $N signed images on the local registry ($SIGTRAIL_REGISTRY),
@@ -155,5 +171,5 @@ $(nproc) cores shared with other work; every figure from this one run; peers on 
   registry limit (3 requests/image, 8 at once)   $registry_rate images/s   check-sig is $(ratio "$check_rate" "$registry_rate") of it (goal >= 0.5x)
                                                  (median of $R runs over $N: ${limits[*]})
   KMS calls during one check-sig run             $kms_total (${kms_calls:-none}) (goal: 1 GetPublicKey, no Sign/Verify)
-  $trail_line
 REPORT
+[ "$ONLY" = verify ] || trail_bench

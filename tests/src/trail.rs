@@ -524,18 +524,27 @@ pub fn sha256(b: &[u8]) -> Vec<u8> {
 
 /// `n` CloudTrail records of everyday API traffic (and KMS/ECR calls of other keys, accounts and
 /// repositories), in the shapes CloudTrail logs them, all on 2025-11-10; `seed` makes each batch's
-/// ids distinct. For the 100,000-record trail of the test and of `bench-trail`.
+/// ids distinct. For the 100,000-record trail of the test.
 pub fn noise(n: usize, seed: usize) -> Vec<Value> {
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
+    noise_with(n, seed, |i| {
         let k = seed * 1_000_000 + i;
-        let time = format!(
+        format!(
             "{}T{:02}:{:02}:{:02}Z",
             "2025-11-10",
             (k / 3600) % 24,
             (k / 60) % 60,
             k % 60
-        );
+        )
+    })
+}
+
+/// [`noise`] with the `eventTime` of the `i`th record given by `time(i)` (`bench-trail` spreads
+/// its log files over days, as CloudTrail writes them).
+pub fn noise_with(n: usize, seed: usize, time: impl Fn(usize) -> String) -> Vec<Value> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let k = seed * 1_000_000 + i;
+        let time = time(i);
         let who = json!({"type": "AssumedRole", "principalId": format!("AROAEXAMPLE:{k}"),
             "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/app/{k}"), "accountId": ACCOUNT,
             "accessKeyId": format!("ASIANOISE{k:011}"),
