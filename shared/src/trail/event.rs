@@ -245,7 +245,7 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Parsed, String> {
 /// top level (an array, a lone record, a number) is an error, as is a file over
 /// [`MAX_FILE_BYTES`] once decompressed or a record over [`MAX_RECORD_BYTES`]; the error says
 /// which (the caller names the file).
-pub fn parse_log_file(reader: impl Read) -> Result<Parsed, String> {
+pub fn parse_log_file(reader: impl Read, hash: bool) -> Result<Parsed, String> {
     use serde::de::DeserializeSeed;
     use std::io::BufRead;
     let mut input = std::io::BufReader::with_capacity(64 << 10, reader);
@@ -253,7 +253,10 @@ pub fn parse_log_file(reader: impl Read) -> Result<Parsed, String> {
         .fill_buf()
         .map_err(|e| format!("cannot read: {e}"))?
         .starts_with(&[0x1f, 0x8b]);
-    let limits = std::rc::Rc::new(Limits::default());
+    let limits = std::rc::Rc::new(Limits {
+        hashing: hash,
+        ..Limits::default()
+    });
     let plain: Box<dyn Read> = if gzip {
         let compressed = CountedCompressed {
             inner: input,
@@ -275,8 +278,10 @@ pub fn parse_log_file(reader: impl Read) -> Result<Parsed, String> {
         .deserialize(&mut de)
         .and_then(|parsed| de.end().map(|()| parsed))
         .map(|mut parsed| {
-            let hash = limits.hash.take();
-            parsed.sha256 = Some(hex::encode(sha2::Digest::finalize(hash)));
+            if limits.hashing {
+                let hash = limits.hash.take();
+                parsed.sha256 = Some(hex::encode(sha2::Digest::finalize(hash)));
+            }
             parsed
         });
     result.map_err(|e| match limits.over.get() {
@@ -306,8 +311,9 @@ struct Limits {
     record: std::cell::Cell<Option<(u64, usize)>>,
     /// Which cap stopped the reading
     over: std::cell::Cell<Option<Over>>,
-    /// SHA-256 of the decompressed bytes read
+    /// SHA-256 of the decompressed bytes read, when `hashing`
     hash: std::cell::RefCell<sha2::Sha256>,
+    hashing: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -341,7 +347,9 @@ struct Counted<R> {
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        sha2::Digest::update(&mut *self.limits.hash.borrow_mut(), &buf[..n]);
+        if self.limits.hashing {
+            sha2::Digest::update(&mut *self.limits.hash.borrow_mut(), &buf[..n]);
+        }
         let read = self.limits.read.get() + n as u64;
         self.limits.read.set(read);
         let compressed = self.limits.compressed.get();

@@ -209,6 +209,11 @@ impl TrailFor {
             }
             interest
         };
+        let hash_files = self.config.integrity != integrity::Mode::Off;
+        let interest = interest::Interest {
+            hash_files,
+            ..interest
+        };
         let mut loaded =
             source::load(&self.config.sources, load_range, LOOKUP_NAMES, &interest).await;
         // The second pass: the role assumptions of the callers found, from the log files.
@@ -224,6 +229,10 @@ impl TrailFor {
         if matches!(interest.roles, interest::Roles::None) && !files.is_empty() && roles.has_roles()
         {
             passes = 2;
+            let roles = interest::Interest {
+                hash_files,
+                ..roles
+            };
             let second = source::load(&files, load_range, LOOKUP_NAMES, &roles).await;
             loaded.merge_second_pass(second);
         }

@@ -34,7 +34,7 @@ use sigtrail_tests::trail::{
     image_manifest, noise_with, payload, sha256, sig_tag, signature_manifest, write_gz, Aws, Trail,
     ACCOUNT, ECR_HOST, REGION,
 };
-use sigtrail_tests::{kms_create_key, unique};
+use sigtrail_tests::{digests, kms_create_key, unique};
 
 const SUBJECT: &str = "repo:acme/app:ref:refs/heads/main";
 /// Records a log file, as the issue's measurements and CloudTrail's busy accounts have them.
@@ -54,6 +54,9 @@ const GOAL_RSS_MIB: f64 = 256.0;
 const GOAL_RSS_AT: usize = 10_000_000;
 const GOAL_RATE_KEPT: f64 = 0.8;
 const GOAL_CORES: f64 = 1.6;
+/// The integrity check at most this many times the run without it (at [`INTEGRITY_SIZE`]).
+const GOAL_INTEGRITY: f64 = 1.25;
+const INTEGRITY_SIZE: usize = 100_000;
 
 fn main() -> ExitCode {
     match bench() {
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
     }
 }
 
+#[derive(Clone)]
 struct Opts {
     dir: PathBuf,
     rounds: usize,
@@ -230,6 +234,13 @@ fn bench() -> Result<String> {
 
     let mut rows = Vec::new();
     let mut core_rows = Vec::new();
+    // The integrity check's cost is measured at 100,000 records (else the smallest size).
+    let integrity_size = if o.sizes.contains(&INTEGRITY_SIZE) {
+        INTEGRITY_SIZE
+    } else {
+        *o.sizes.iter().min().context("a size")?
+    };
+    let mut integrity_row = None;
     for &size in &o.sizes {
         let dir = o.dir.join(format!("trail-{size}"));
         if dir.exists() {
@@ -248,15 +259,56 @@ fn bench() -> Result<String> {
         ));
         let result = (|| -> Result<()> {
             for mode in Mode::ALL {
-                let runs = timed_runs(&o, &run, &dir, size, mode, None, has_time)?;
+                let runs = timed_runs(&o, &run, &dir, size, mode, None, has_time, &[])?;
                 check_records(&runs, total)?;
                 rows.push((size, real_files + noise_files, mode, runs));
             }
             if size == core_size && has_taskset {
                 for mode in Mode::ALL {
-                    let runs = timed_runs(&o, &run, &dir, size, mode, Some("0"), has_time)?;
+                    let runs = timed_runs(&o, &run, &dir, size, mode, Some("0"), has_time, &[])?;
                     core_rows.push((mode, runs));
                 }
+            }
+            if size == integrity_size {
+                // The whole trail sealed with CloudTrail's digest chain: the check against
+                // none at all, on the same files, alternating.
+                let t0 = Instant::now();
+                let sealed = digests::seal(&dir, digests::BUCKET).len();
+                say(&format!(
+                    "sealed with {sealed} digests in {:.1} s",
+                    t0.elapsed().as_secs_f64()
+                ));
+                let keys = digests::keys_file().display().to_string();
+                let strict = ["--cloudtrail-public-keys".to_string(), keys];
+                let off = ["--integrity".to_string(), "off".to_string()];
+                let (mut on_runs, mut off_runs) = (Vec::new(), Vec::new());
+                for _ in 0..o.rounds {
+                    let one = Opts {
+                        rounds: 1,
+                        ..o.clone()
+                    };
+                    off_runs.extend(timed_runs(
+                        &one,
+                        &run,
+                        &dir,
+                        size,
+                        Mode::Image,
+                        None,
+                        has_time,
+                        &off,
+                    )?);
+                    on_runs.extend(timed_runs(
+                        &one,
+                        &run,
+                        &dir,
+                        size,
+                        Mode::Image,
+                        None,
+                        has_time,
+                        &strict,
+                    )?);
+                }
+                integrity_row = Some((size, sealed, off_runs, on_runs));
             }
             Ok(())
         })();
@@ -270,6 +322,18 @@ fn bench() -> Result<String> {
     let _ = std::fs::remove_dir(&o.dir); // only if empty: never someone else's files
 
     let mut out = report(&rows, &core_rows, core_size, cores, has_time);
+    if let Some((size, sealed, off, on)) = integrity_row {
+        let (a, b) = (median_run(&off).secs, median_run(&on).secs);
+        let ratio = b / a;
+        out.push_str(&format!(
+            "  integrity check (one image, {} records sealed with {sealed} digests, median of {}, \
+             alternating): --integrity off {a:.2} s, strict (every file hashed and checked) \
+             {b:.2} s: {ratio:.2}x  (goal <= {GOAL_INTEGRITY}x: {})\n",
+            thousands(size as f64),
+            off.len(),
+            met(ratio <= GOAL_INTEGRITY)
+        ));
+    }
     out.push_str(&format!(
         "  load average (1, 5, 15 min) before the trail part: {load_before}; after: {}\n",
         loadavg()
@@ -289,6 +353,7 @@ fn check_records(runs: &[Timed], total: usize) -> Result<()> {
 }
 
 /// The runs of one mode over one trail: `rounds` of them, or one when it is long.
+#[allow(clippy::too_many_arguments)]
 fn timed_runs(
     o: &Opts,
     run: &Run,
@@ -297,6 +362,7 @@ fn timed_runs(
     mode: Mode,
     pin: Option<&str>,
     has_time: bool,
+    extra: &[String],
 ) -> Result<Vec<Timed>> {
     let mut out: Vec<Timed> = Vec::new();
     for round in 1..=o.rounds {
@@ -307,7 +373,7 @@ fn timed_runs(
             pin.map_or(String::new(), |c| format!(" on core {c} only")),
             o.rounds
         ));
-        let t = time_trail_for(o, run, dir, mode, pin, has_time)?;
+        let t = time_trail_for(o, run, dir, mode, pin, has_time, extra)?;
         let secs = t.secs;
         out.push(t);
         if round == 1 && size > CORE_SIZE && secs > LONG_RUN_SECS {
@@ -325,6 +391,7 @@ fn time_trail_for(
     mode: Mode,
     pin: Option<&str>,
     has_time: bool,
+    extra: &[String],
 ) -> Result<Timed> {
     let src = dir.to_str().context("trail dir path")?;
     let rss_file = dir.join("time-v.txt");
@@ -344,6 +411,7 @@ fn time_trail_for(
     argv.extend(["-q".into(), "--cloudtrail".into(), src.into()]);
     argv.extend(["--key".into(), run.key.clone()]);
     let first_day = format!("{:04}-{:02}-{:02}", FIRST_DAY.0, FIRST_DAY.1, FIRST_DAY.2);
+    argv.extend(extra.iter().cloned());
     match mode {
         Mode::Image => argv.push("--no-describe-images".into()),
         Mode::KeyUsage => argv.extend(["--key-usage".into(), "--since".into(), first_day]),

@@ -11,10 +11,10 @@ use crate::trail::integrity::{digest, DigestRead, LogRead};
 use crate::trail::interest::Interest;
 
 /// Parses one local log file as a stream (never read whole into memory).
-async fn parse_file_blocking(path: PathBuf) -> Result<Parsed, String> {
+async fn parse_file_blocking(path: PathBuf, hash: bool) -> Result<Parsed, String> {
     tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&path).map_err(|e| format!("cannot read: {e}"))?;
-        event::parse_log_file(file)
+        event::parse_log_file(file, hash)
     })
     .await
     .map_err(|e| format!("parser stopped: {e}"))?
@@ -124,7 +124,7 @@ pub(super) async fn load_local(
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut results = futures::stream::iter(files)
         .map(|file| async move {
-            let result = parse_file_blocking(file.clone()).await;
+            let result = parse_file_blocking(file.clone(), interest.hash_files).await;
             (file, result)
         })
         .buffer_unordered(jobs);

@@ -332,8 +332,8 @@ async fn load_one(
 // ---------------------------------------------------------------------------------------------
 
 /// Parses one log file's (compressed) bytes, off the async threads: parsing is CPU work.
-async fn parse_blocking(bytes: Vec<u8>) -> Result<Parsed, String> {
-    tokio::task::spawn_blocking(move || event::parse_log_file(std::io::Cursor::new(bytes)))
+async fn parse_blocking(bytes: Vec<u8>, hash: bool) -> Result<Parsed, String> {
+    tokio::task::spawn_blocking(move || event::parse_log_file(std::io::Cursor::new(bytes), hash))
         .await
         .map_err(|e| format!("parser stopped: {e}"))?
 }

@@ -185,7 +185,10 @@ pub(super) async fn load_s3(
                             bucket: BucketLock::Off,
                         });
                         match out.body.collect().await {
-                            Ok(data) => parse_blocking(data.into_bytes().to_vec()).await,
+                            Ok(data) => {
+                                parse_blocking(data.into_bytes().to_vec(), interest.hash_files)
+                                    .await
+                            }
                             Err(e) => Err(format!("cannot read: {e}")),
                         }
                     }
