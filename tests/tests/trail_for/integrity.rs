@@ -436,6 +436,34 @@ fn organization_layout_and_s3_validate_and_the_attack_is_caught_in_s3() {
         evidence[0]
     );
 
+    // The whole trail (log files and digests) copied to another prefix of the bucket: every
+    // digest says it was delivered elsewhere.
+    let copy_root = tempfile::tempdir().unwrap();
+    for rel in digests::files(root.path()) {
+        for name in [rel.clone(), format!("{rel}.sig")] {
+            if root.path().join(&name).exists() {
+                let dest = copy_root.path().join("copy").join(&name);
+                std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+                std::fs::copy(root.path().join(&name), dest).unwrap();
+            }
+        }
+    }
+    digests::upload(&mut aws, copy_root.path(), &bucket);
+    let copy_src = format!("s3://{bucket}/copy/");
+    let (out, _) = trail_for(
+        &[
+            "--cloudtrail",
+            &copy_src,
+            "--key",
+            &run.key,
+            "--no-describe-images",
+        ],
+        &run.image(),
+    );
+    let t = &out[0]["trail"];
+    assert!(tampering(t).contains("moved or copied"), "{}", tampering(t));
+    assert_eq!(t["verdict"], "untrusted", "{t:#}");
+
     // The same trail in an Object Lock bucket, every object under COMPLIANCE retention: the
     // exact versions hashed are named, and they cannot be deleted.
     let locked = unique("trail-worm").to_lowercase();
