@@ -42,7 +42,8 @@ enum Task {
         #[command(subcommand)]
         action: EnvAction,
     },
-    /// install, env up, `cargo test --workspace [ARGS]`, env down; exits with the test status.
+    /// install, env up, `cargo test --workspace [ARGS]` (without ARGS also `cargo fmt --check` and
+    /// `cargo clippy -D warnings`), env down; exits with the test status.
     Test {
         /// Passed to `cargo test --workspace`, e.g. `env_smoke -- --nocapture`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -161,6 +162,7 @@ fn run(task: Task) -> Result<ExitCode> {
             }
         }
         Task::Test { args } => {
+            let full_suite = args.is_empty();
             let mut cargo_args = vec!["test".to_string(), "--workspace".to_string()];
             cargo_args.extend(args);
             return with_env(&root, "test-env", |vars| {
@@ -170,6 +172,30 @@ fn run(task: Task) -> Result<ExitCode> {
                 let mut build = cargo(&root, &["build", "--workspace", "--all-targets"]);
                 if !status_of(&mut build, vars)? {
                     return Ok(false);
+                }
+                // The whole suite (the README's command, CI's) also holds the code to its
+                // standards: formatted, and no clippy warning.
+                if full_suite {
+                    for tidy in [
+                        &["fmt", "--all", "--", "--check"][..],
+                        &[
+                            "clippy",
+                            "--workspace",
+                            "--all-targets",
+                            "--",
+                            "-D",
+                            "warnings",
+                        ][..],
+                    ] {
+                        if !status_of(&mut cargo(&root, tidy), vars)? {
+                            eprintln!(
+                                "xtask: `cargo {}` failed: run `cargo fmt --all` and fix what \
+                                 clippy says",
+                                tidy.join(" ")
+                            );
+                            return Ok(false);
+                        }
+                    }
                 }
                 status_of(&mut cargo(&root, &cargo_args), vars)
             });
