@@ -86,6 +86,21 @@ impl Sealed {
     }
 }
 
+/// The log files under `from` (not its digests) in a new root, sealed again as delivered to
+/// `bucket` (digests name their bucket, so each bucket needs its own chain).
+fn resealed(from: &Path, bucket: &str) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    for rel in digests::files(from) {
+        if !rel.contains("/CloudTrail-Digest/") {
+            let dest = root.path().join(&rel);
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(from.join(&rel), dest).unwrap();
+        }
+    }
+    digests::seal(root.path(), bucket);
+    root
+}
+
 /// The records of a log file, edited, written back (gzip) in place.
 fn edit_log(path: &Path, edit: impl FnOnce(&mut Vec<Value>)) {
     let bytes = std::fs::read(path).unwrap();
@@ -398,16 +413,7 @@ fn organization_layout_and_s3_validate_and_the_attack_is_caught_in_s3() {
 
     // In S3 (signatures as object metadata, keys from ListPublicKeys).
     let bucket = unique("trail-int").to_lowercase();
-    let root = tempfile::tempdir().unwrap();
-    for rel in digests::files(s.dir.path()) {
-        if rel.contains("/CloudTrail-Digest/") {
-            continue;
-        }
-        let dest = root.path().join(&rel);
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(s.path(&rel), dest).unwrap();
-    }
-    digests::seal(root.path(), &bucket);
+    let root = resealed(s.dir.path(), &bucket);
     digests::upload(&mut aws, root.path(), &bucket);
     let src = format!("s3://{bucket}/AWSLogs/");
     let args = [
@@ -470,15 +476,7 @@ fn organization_layout_and_s3_validate_and_the_attack_is_caught_in_s3() {
     let until = (chrono::Utc::now() + chrono::Duration::days(1))
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
-    let worm_root = tempfile::tempdir().unwrap();
-    for rel in digests::files(root.path()) {
-        if !rel.contains("/CloudTrail-Digest/") {
-            let dest = worm_root.path().join(&rel);
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::copy(root.path().join(&rel), dest).unwrap();
-        }
-    }
-    digests::seal(worm_root.path(), &locked);
+    let worm_root = resealed(root.path(), &locked);
     digests::upload_locked(
         &mut aws,
         worm_root.path(),
@@ -546,15 +544,7 @@ fn the_same_files_are_valid_and_invalid_as_for_aws_cloudtrail_validate_logs() {
     let s = sealed(&mut aws, "alias/trail-cli");
     let run = &s.run;
     let bucket = unique("trail-cli").to_lowercase();
-    let root = tempfile::tempdir().unwrap();
-    for rel in digests::files(s.dir.path()) {
-        if !rel.contains("/CloudTrail-Digest/") {
-            let dest = root.path().join(&rel);
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::copy(s.path(&rel), dest).unwrap();
-        }
-    }
-    digests::seal(root.path(), &bucket);
+    let root = resealed(s.dir.path(), &bucket);
     digests::upload(&mut aws, root.path(), &bucket);
     let trail_arn = aws
         .call(json!({"op": "create_trail", "name": digests::TRAIL, "bucket": bucket}))["arn"]
@@ -681,9 +671,9 @@ fn the_monitor_reports_each_new_orphan_once_and_resumes_after_a_failed_run() {
     let key = run.key.clone();
     // A window of 10 s (the test's Sign and push are a second apart): a run reports events up to
     // one window before now (the digests cover up to the next hour), so each run waits for it.
-    let monitor = |expect: Option<i32>| {
+    let run_monitor = || {
         std::thread::sleep(Duration::from_secs(11));
-        let out = sigtrail_tests::run(
+        sigtrail_tests::run(
             with_keys(
                 &mut tool("trail-for"),
                 &[
@@ -701,7 +691,10 @@ fn the_monitor_reports_each_new_orphan_once_and_resumes_after_a_failed_run() {
                 ],
             ),
             b"",
-        );
+        )
+    };
+    let monitor = |expect: Option<i32>| {
+        let out = run_monitor();
         assert_eq!(out.status.code(), expect, "{}", stderr(&out));
         records(&out)
     };
@@ -744,26 +737,7 @@ fn the_monitor_reports_each_new_orphan_once_and_resumes_after_a_failed_run() {
         .path()
         .join("broken.json.gz");
     std::fs::write(&broken, b"\x1f\x8b\x08\x00\x00\x00broken").unwrap();
-    std::thread::sleep(Duration::from_secs(11));
-    let out = sigtrail_tests::run(
-        with_keys(
-            &mut tool("trail-for"),
-            &[
-                "--key-usage",
-                "--key",
-                &key,
-                "--since",
-                &since,
-                "--window",
-                "10s",
-                "--cloudtrail",
-                trail.to_str().unwrap(),
-                "--state",
-                state.to_str().unwrap(),
-            ],
-        ),
-        b"",
-    );
+    let out = run_monitor();
     assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("state is unchanged"),

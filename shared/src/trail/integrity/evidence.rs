@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::digest::PublicKey;
-use super::{check, check_json, Check, DigestRead, LogRead, Mode, Report, State};
+use super::{check, check_json, Check, DigestRead, Gap, LogRead, Mode, Report, State};
 use crate::trail::join::{Index, Joined, Verdict};
 
 /// The check of the whole trail read, kept for every record.
@@ -114,11 +114,12 @@ impl Checked {
                 .iter()
                 .map(|t| json!({ "tampering": t }).to_string()),
         );
-        lines.extend(self.report.gaps.iter().map(|g| {
-            json!({"gap": {"folder": g.folder, "state": g.state.as_str(), "reason": g.reason,
-                           "from": g.from.map(fmt), "to": g.to.map(fmt)}})
-            .to_string()
-        }));
+        lines.extend(
+            self.report
+                .gaps
+                .iter()
+                .map(|g| json!({ "gap": gap_json(g) }).to_string()),
+        );
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, lines.join("\n") + "\n")?;
         std::fs::rename(&tmp, path)
@@ -240,19 +241,15 @@ impl Checked {
             out["tampering"] = json!(tampering);
         }
         if !self.report.gaps.is_empty() {
-            out["gaps"] = Value::Array(
-                self.report
-                    .gaps
-                    .iter()
-                    .map(|g| {
-                        json!({"folder": g.folder, "state": g.state.as_str(), "reason": g.reason,
-                               "from": g.from.map(fmt), "to": g.to.map(fmt)})
-                    })
-                    .collect(),
-            );
+            out["gaps"] = self.report.gaps.iter().map(gap_json).collect();
         }
         out
     }
+}
+
+fn gap_json(g: &Gap) -> Value {
+    json!({"folder": g.folder, "state": g.state.as_str(), "reason": g.reason,
+           "from": g.from.map(fmt), "to": g.to.map(fmt)})
 }
 
 fn fmt(t: DateTime<Utc>) -> String {
