@@ -54,11 +54,31 @@ pub struct Attacher {
     pub registry: Registry,
     /// `--signature-repo`: store `.sig` manifests in this repository instead of the image's
     pub signature_repo: Option<ImageRef>,
+    /// `--copy-to`: copy the verified signatures of `check-sig --keep-signatures` records here
+    pub copy_to: Option<CopyTo>,
     /// `--dry-run`: read, build, report; push nothing
     pub dry_run: bool,
     /// Shortest wait before reading the tag back
     pub min_settle: Duration,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+/// Where `--copy-to` copies verified signatures: the same repository path at another registry,
+/// or one repository.
+#[derive(Debug, Clone)]
+pub enum CopyTo {
+    Registry(String),
+    Repository(ImageRef),
+}
+
+impl CopyTo {
+    /// `HOST` (a registry alone) or `HOST/REPO`.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match crate::resolve::registry_host(s) {
+            Some(host) => Ok(Self::Registry(host.to_string())),
+            None => Ok(Self::Repository(ImageRef::parse_repository(s)?)),
+        }
+    }
 }
 
 /// What a bundle record asks for, checked.
@@ -98,6 +118,44 @@ fn strict_b64(field: &str, s: &str, max: usize) -> Result<Vec<u8>, Error> {
         })
 }
 
+/// A base64 simple-signing payload that signs `digest`, decoded.
+fn checked_payload(field: &str, b64: &str, digest: &str) -> Result<Vec<u8>, Error> {
+    let payload = strict_b64(field, b64, MAX_PAYLOAD_BYTES * 4 / 3 + 4)?;
+    let parsed = Payload::parse(&payload)?;
+    if parsed.manifest_digest != digest {
+        return Err(Error::new(
+            "payload_mismatch",
+            format!(
+                "the payload signs {} but the record's digest is {digest}; refusing to attach it",
+                parsed.manifest_digest
+            ),
+        ));
+    }
+    Ok(payload)
+}
+
+/// A signature in strict, non-empty base64.
+fn checked_signature(field: &str, b64: &str) -> Result<(), Error> {
+    if strict_b64(field, b64, MAX_SIGNATURE_B64)?.is_empty() {
+        return Err(Error::new("bad_base64", format!("`{field}` is empty")));
+    }
+    Ok(())
+}
+
+/// KMS request ids are UUIDs; anything else is not one to carry.
+fn check_request_id(field: &str, id: &str) -> Result<(), Error> {
+    let plausible = !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !plausible {
+        return Err(Error::new(
+            "bad_record",
+            format!("{field} {id:?} is not a KMS request id"),
+        ));
+    }
+    Ok(())
+}
+
 /// The image a record names: `registry` + `repository`, else `ref`, else `image`.
 fn image_of(record: &Record, digest: &str) -> Result<ImageRef, Error> {
     if let (Some(registry), Some(repository)) =
@@ -131,6 +189,7 @@ impl Attacher {
         Self {
             registry,
             signature_repo,
+            copy_to: None,
             dry_run,
             min_settle: Duration::from_millis(250),
             locks: Arc::default(),
@@ -157,38 +216,15 @@ impl Attacher {
                 "the record has no `signature` (run kms-sign first)",
             )
         })?;
-        let payload = strict_b64("payload", payload_b64, MAX_PAYLOAD_BYTES * 4 / 3 + 4)?;
-        let parsed = Payload::parse(&payload)?;
-        if parsed.manifest_digest != digest {
-            return Err(Error::new(
-                "payload_mismatch",
-                format!(
-                    "the payload signs {} but the record's digest is {digest}; refusing to \
-                     attach it",
-                    parsed.manifest_digest
-                ),
-            ));
-        }
-        let sig = strict_b64("signature", signature, MAX_SIGNATURE_B64)?;
-        if sig.is_empty() {
-            return Err(Error::new("bad_base64", "`signature` is empty"));
-        }
+        let payload = checked_payload("payload", payload_b64, digest)?;
+        checked_signature("signature", signature)?;
         let mut annotations = BTreeMap::new();
         if let Some(id) = record
             .get("kms")
             .and_then(|k| k.get("request_id"))
             .and_then(Value::as_str)
         {
-            // KMS request ids are UUIDs; anything else is not one to carry.
-            let plausible = !id.is_empty()
-                && id.len() <= 128
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-            if !plausible {
-                return Err(Error::new(
-                    "bad_record",
-                    format!("`kms.request_id` {id:?} is not a KMS request id"),
-                ));
-            }
+            check_request_id("`kms.request_id`", id)?;
             annotations.insert(KMS_REQUEST_ID_ANNOTATION.to_string(), id.to_string());
         }
         Ok(Request {
@@ -202,10 +238,119 @@ impl Attacher {
 
     /// Attaches the record's signature; returns the `attached` field.
     pub async fn attach(&self, record: &Record) -> Result<Value, Error> {
+        if let Some(to) = &self.copy_to {
+            return self.attach_verified(record, to).await;
+        }
         if record.contains_key("payload_type") {
             return self.attach_bundle(record).await;
         }
         let req = self.request(record)?;
+        self.attach_request(&req).await
+    }
+
+    /// `--copy-to`: attaches every signature a `check-sig --keep-signatures` record verified
+    /// (`verification.signatures[]` with `verified`, `payload` and `signature`), each with its
+    /// layer annotations, one after another, to the same digest at `to` (where the image must
+    /// already be). Bundles are not copied; `attached` counts them in `bundles_not_copied`.
+    async fn attach_verified(&self, record: &Record, to: &CopyTo) -> Result<Value, Error> {
+        let digest = get_str(record, "digest").ok_or_else(|| {
+            Error::new(
+                "bad_record",
+                "the record has no `digest` (run digest-of first)",
+            )
+        })?;
+        check_digest(digest)?;
+        let source = image_of(record, digest)?;
+        let image = match to {
+            CopyTo::Registry(host) => {
+                ImageRef::parse(&format!("{host}/{}@{digest}", source.repository))?
+            }
+            CopyTo::Repository(repo) => repo.with_digest(digest),
+        };
+        let entries = record
+            .get("verification")
+            .filter(|v| v.get("verified") == Some(&Value::Bool(true)))
+            .and_then(|v| v.get("signatures"))
+            .and_then(Value::as_array)
+            .ok_or_else(|| {
+                Error::new(
+                    "bad_record",
+                    "the record has no verified `verification` (run check-sig --keep-signatures \
+                     first; only verified images are copied)",
+                )
+            })?;
+        let mut requests = Vec::new();
+        let mut bundles = 0;
+        for (i, entry) in entries.iter().enumerate() {
+            if entry.get("verified") != Some(&Value::Bool(true)) {
+                continue;
+            }
+            if entry.get("bundle_manifest").is_some() {
+                bundles += 1;
+                continue;
+            }
+            let field = |name: &str| {
+                entry.get(name).and_then(Value::as_str).ok_or_else(|| {
+                    Error::new(
+                        "bad_record",
+                        format!(
+                            "`verification.signatures[{i}]` has no `{name}`: run check-sig with \
+                             --keep-signatures"
+                        ),
+                    )
+                })
+            };
+            let what = format!("verification.signatures[{i}]");
+            let payload = checked_payload(&format!("{what}.payload"), field("payload")?, digest)?;
+            let signature = field("signature")?;
+            checked_signature(&format!("{what}.signature"), signature)?;
+            let mut annotations = BTreeMap::new();
+            if let Some(map) = entry.get("layer_annotations").and_then(Value::as_object) {
+                for (k, v) in map {
+                    let Some(v) = v.as_str() else { continue };
+                    if k == KMS_REQUEST_ID_ANNOTATION {
+                        check_request_id(&format!("{what}.layer_annotations.{k}"), v)?;
+                    }
+                    annotations.insert(k.clone(), v.to_string());
+                }
+            }
+            requests.push(Request {
+                image: image.clone(),
+                digest: digest.to_string(),
+                payload,
+                signature: signature.to_string(),
+                annotations,
+            });
+        }
+        if requests.is_empty() {
+            return Err(Error::new(
+                "bad_record",
+                format!(
+                    "the record's verification has no verified .sig signature to copy{}",
+                    if bundles > 0 {
+                        " (only bundles, which are not copied)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        let mut attached = Value::Null;
+        let mut added = false;
+        for req in &requests {
+            attached = self.attach_request(req).await?;
+            added |= attached["added"] == Value::Bool(true);
+        }
+        attached["added"] = added.into();
+        attached["copied"] = requests.len().into();
+        if bundles > 0 {
+            attached["bundles_not_copied"] = bundles.into();
+        }
+        Ok(attached)
+    }
+
+    /// Appends one checked signature to its `.sig` manifest; returns the `attached` field.
+    async fn attach_request(&self, req: &Request) -> Result<Value, Error> {
         let sig_repo = match &self.signature_repo {
             Some(r) => r.clone(),
             None => ImageRef {

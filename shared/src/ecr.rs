@@ -353,6 +353,28 @@ impl Ecr {
         Ok(images)
     }
 
+    /// Every repository name of the registry (`DescribeRepositories`, all pages), sorted.
+    pub async fn list_repositories(&self, target: &EcrTarget) -> Result<Vec<String>, Error> {
+        let client = self.client(&target.region).await;
+        let mut pages = client
+            .describe_repositories()
+            .registry_id(&target.registry_id)
+            .into_paginator()
+            .send();
+        let mut names = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("DescribeRepositories", target, e))?;
+            names.extend(
+                page.repositories()
+                    .iter()
+                    .filter_map(|r| r.repository_name())
+                    .map(str::to_string),
+            );
+        }
+        names.sort();
+        Ok(names)
+    }
+
     /// The repository's tag mutability (`DescribeRepositories`), looked up once per repository.
     pub async fn tag_mutability(
         &self,

@@ -1,5 +1,5 @@
-//! `digest-of`'s work: an image reference (or a repository, with `--all`) becomes the fields of
-//! one or more records: `ref`, `registry`, `repository`, `tag`, `digest`, `media_type`, and
+//! `digest-of`'s work: an image reference (or a repository, or a whole registry, with `--all`)
+//! becomes the fields of one or more records: `ref`, `registry`, `repository`, `tag`, `digest`, `media_type`, and
 //! `platform` + `index_digest` for the manifests of an index (`--platforms`), and `ecr` for
 //! ECR registries.
 //!
@@ -98,6 +98,10 @@ impl Resolver {
         all: bool,
     ) -> Result<Vec<Vec<(&'static str, Value)>>, Error> {
         if all {
+            if let Some(host) = registry_host(input) {
+                // Boxed: nesting every repository's listing future inline is too deep a type.
+                return Box::pin(self.resolve_registry(host)).await;
+            }
             let repo = ImageRef::parse_repository(input)?;
             return self.resolve_all(&repo).await;
         }
@@ -186,6 +190,38 @@ impl Resolver {
             .await
     }
 
+    /// `--all HOST`: every tagged image of every repository of the registry, by repository
+    /// (ECR's `DescribeRepositories`, else the registry's `/v2/_catalog`). Repositories with no
+    /// tagged image (a signature repository, say) are left out.
+    async fn resolve_registry(&self, host: &str) -> Result<Vec<Vec<(&'static str, Value)>>, Error> {
+        let mut names = match self.registry.ecr_target(host) {
+            Some(target) => self.registry.ecr().list_repositories(&target).await?,
+            None => self.registry.list_repositories(host).await?,
+        };
+        names.sort();
+        names.dedup();
+        let mut out = Vec::new();
+        for name in &names {
+            let repo = ImageRef::parse_repository(&format!("{host}/{name}"))?;
+            match self.resolve_all(&repo).await {
+                Ok(records) => out.extend(records),
+                // Listed but empty, or deleted since the listing.
+                Err(e) if e.kind == "not_found" => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if out.is_empty() {
+            return Err(Error::new(
+                "not_found",
+                format!(
+                    "registry {host} lists {} repositories and none has a tagged image",
+                    names.len()
+                ),
+            ));
+        }
+        Ok(out)
+    }
+
     /// `--all`: one field set per tag (cosign attachment tags left out), sorted by tag.
     async fn resolve_all(&self, repo: &ImageRef) -> Result<Vec<Vec<(&'static str, Value)>>, Error> {
         let mut out = Vec::new();
@@ -272,6 +308,25 @@ impl Resolver {
     }
 }
 
+/// `input` when it names a registry host alone (`HOST[:PORT]`, a trailing `/` allowed): a
+/// name with a dot, a numeric port, or `localhost`, and no repository path. `busybox:1.36` is
+/// an image, not a host.
+pub fn registry_host(input: &str) -> Option<&str> {
+    let host = input.strip_suffix('/').unwrap_or(input);
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let plausible = !name.is_empty()
+        && port_ok
+        && (name.contains('.') || port.is_some() || name == "localhost")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-".contains(&b));
+    plausible.then_some(host)
+}
+
 /// The reference a record asks about: `image`, else `ref`.
 pub fn record_reference(record: &Record) -> Result<String, Error> {
     for field in ["image", "ref"] {
@@ -325,6 +380,22 @@ mod tests {
             serde_json::to_string(&r).unwrap(),
             r#"{"image":"x","digest":"d1","keep":1,"ref":"h/r@d1"}"#
         );
+    }
+
+    #[test]
+    fn registry_hosts_alone() {
+        assert_eq!(registry_host("127.0.0.1:5000"), Some("127.0.0.1:5000"));
+        assert_eq!(registry_host("127.0.0.1:5000/"), Some("127.0.0.1:5000"));
+        assert_eq!(
+            registry_host("123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+            Some("123456789012.dkr.ecr.us-east-1.amazonaws.com")
+        );
+        assert_eq!(registry_host("localhost"), Some("localhost"));
+        assert_eq!(registry_host("127.0.0.1:5000/app"), None);
+        assert_eq!(registry_host("busybox"), None);
+        assert_eq!(registry_host("busybox:1.36"), None);
+        assert_eq!(registry_host("app:v1"), None);
+        assert_eq!(registry_host(""), None);
     }
 
     #[test]

@@ -252,6 +252,10 @@ pub struct SignatureResult {
     /// The verified payload bytes, kept for `--output cosign`; never serialized
     #[serde(skip)]
     pub payload: Option<Payload>,
+    /// A verified `.sig` layer's payload and signature, base64 as the registry holds them:
+    /// what `check-sig --keep-signatures` hands on to `attach-sig --copy-to`
+    #[serde(skip)]
+    pub kept: Option<(String, String)>,
 }
 
 impl SignatureResult {
@@ -270,6 +274,7 @@ impl SignatureResult {
             identity_matches: None,
             layer_annotations: layer.annotations.clone(),
             payload: None,
+            kept: None,
         }
     }
 
@@ -520,6 +525,10 @@ pub fn verify_layer(
     }
     result.verified = true;
     result.payload = Some(payload);
+    result.kept = Some((
+        base64::engine::general_purpose::STANDARD.encode(blob),
+        sig_b64.to_string(),
+    ));
     result
 }
 

@@ -21,7 +21,7 @@
 //! `immutable_tag`, `conflict`, `registry`, ...), 2 usage error.
 
 use clap::Parser;
-use sigtrail::attach::Attacher;
+use sigtrail::attach::{Attacher, CopyTo};
 use sigtrail::harness::{Common, Done, Tool};
 use sigtrail::record::Record;
 use sigtrail::reference::ImageRef;
@@ -34,6 +34,13 @@ EXAMPLES:
     | payload-for | kms-sign --key awskms:///alias/cosign | attach-sig
   ... | attach-sig --signature-repo 123456789012.dkr.ecr.us-east-1.amazonaws.com/signatures
   ... | attach-sig --dry-run | jq -r .attached.dry_run_manifest
+
+  # mirror a repository's verified images and signatures to another registry, check there
+  digest-of --all SRC/app | check-sig --key cosign.pub --keep-signatures > verified.jsonl
+  jq -r 'select(.verification.verified) | \"\\(.ref) \\(.tag)\"' verified.jsonl | while read -r ref tag; do
+    skopeo copy --all --preserve-digests \"docker://$ref\" \"docker://DST/app:$tag\"; done
+  jq -c 'select(.verification.verified)' verified.jsonl | attach-sig --copy-to DST
+  digest-of --all DST/app | check-sig --key cosign.pub
 
 The result verifies with `cosign verify --key KEY --insecure-ignore-tlog IMAGE`, skopeo
 (policy.json `sigstoreSigned`) and check-sig.
@@ -61,6 +68,11 @@ pub struct Args {
     /// Build the signature manifest and report it in `attached.dry_run_manifest`; push nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Mirroring: copy the signatures a `check-sig --keep-signatures` record verified (not the
+    /// record's own `payload`/`signature`) to the same digest in HOST/REPO, or at HOST under the
+    /// same repository path; copy the image there first (skopeo copy --preserve-digests)
+    #[arg(long, value_name = "HOST[/REPO]")]
+    pub copy_to: Option<String>,
     /// Allow plain HTTP to this registry host (repeatable; loopback is always allowed);
     /// also SIGTRAIL_INSECURE_REGISTRIES=HOST,HOST
     #[arg(long = "insecure-registry", value_name = "HOST")]
@@ -85,9 +97,9 @@ pub async fn build(args: Args) -> anyhow::Result<AttachSig> {
         .filter(|s| !s.is_empty())
         .map(ImageRef::parse_repository)
         .transpose()?;
-    Ok(AttachSig {
-        attacher: Attacher::new(Registry::new(opts)?, signature_repo, args.dry_run),
-    })
+    let mut attacher = Attacher::new(Registry::new(opts)?, signature_repo, args.dry_run);
+    attacher.copy_to = args.copy_to.as_deref().map(CopyTo::parse).transpose()?;
+    Ok(AttachSig { attacher })
 }
 
 impl Tool for AttachSig {

@@ -91,6 +91,10 @@ pub struct Args {
     /// manifest does not verify the image, `always`, or `never`
     #[arg(long, value_enum, default_value_t = BundleLookup::Auto, conflicts_with = "offline")]
     pub bundles: BundleLookup,
+    /// Keep each verified `.sig` signature's `payload` and `signature` (base64) in its
+    /// `verification.signatures` entry, for `attach-sig --copy-to` (mirroring)
+    #[arg(long)]
+    pub keep_signatures: bool,
     /// Allow plain HTTP to this registry host (repeatable; loopback is always allowed);
     /// also SIGTRAIL_INSECURE_REGISTRIES=HOST,HOST
     #[arg(long = "insecure-registry", value_name = "HOST")]
@@ -156,6 +160,7 @@ pub async fn build(args: Args) -> anyhow::Result<CheckSig> {
         keys,
         policy,
         online,
+        keep_signatures: args.keep_signatures,
     })
 }
 

@@ -7,7 +7,8 @@
 //!
 //! - `--all`: each reference is a repository; one record per tag (cosign's `sha256-*.sig`,
 //!   `.att`, `.sbom` tags left out), sorted by tag. ECR repositories are listed with
-//!   `DescribeImages`, others with the registry's tag list.
+//!   `DescribeImages`, others with the registry's tag list. A registry host alone means every
+//!   repository in it (ECR's `DescribeRepositories`, else `/v2/_catalog`), sorted by name.
 //! - `--platforms`: an image index gives its own record, then one per platform manifest with
 //!   `platform` (`os/arch[/variant]`) and `index_digest`.
 //! - ECR registries (`ACCOUNT.dkr.ecr.REGION.amazonaws.com`, or an `--ecr-alias`): the record
@@ -31,6 +32,7 @@ EXAMPLES:
       {\"image\":\"busybox:1.36\",\"ref\":\"index.docker.io/library/busybox@sha256:…\",…}
   digest-of 123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1.0 | payload-for | kms-sign --key awskms:///alias/cosign | attach-sig
   digest-of --all 123456789012.dkr.ecr.us-east-1.amazonaws.com/app | check-sig --key awskms:///alias/cosign
+  digest-of --all 123456789012.dkr.ecr.us-east-1.amazonaws.com    # every repository of the registry
   cat images.txt | digest-of --platforms --where '.image | startswith(\"ghcr.io/\")'
 
 REGISTRIES AND CREDENTIALS:
@@ -53,7 +55,8 @@ pub struct Args {
     #[command(flatten)]
     pub common: Common,
     /// Each reference is a repository (HOST/REPO): emit one record per tag
-    /// (`digest-of --all REPO [--all REPO2]`, or repositories on stdin)
+    /// (`digest-of --all REPO [--all REPO2]`, or repositories on stdin); a registry HOST alone
+    /// means each of its repositories
     #[arg(long, action = clap::ArgAction::Count)]
     pub all: u8,
     /// For an image index, also emit one record per platform manifest

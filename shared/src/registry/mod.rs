@@ -78,7 +78,7 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 
 /// Largest manifest read (registries themselves cap manifests at 4 MiB).
 pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
-/// Most tags listed for one repository (all pages together).
+/// Most tags listed for one repository, or repositories for one registry (all pages together).
 pub const MAX_TAGS: usize = 1_000_000;
 /// Redirect hops followed for one request.
 const MAX_REDIRECTS: usize = 8;
@@ -407,6 +407,8 @@ struct HostState {
 enum Access {
     Pull,
     Push,
+    /// The registry's repository listing (`/v2/_catalog`)
+    Catalog,
 }
 
 /// One request to send (cloned per attempt).
@@ -562,6 +564,7 @@ impl Registry {
             .fetch(
                 &host,
                 &image.repository,
+                Access::Pull,
                 req,
                 MAX_MANIFEST_BYTES,
                 &format!("manifest {image}"),
@@ -710,7 +713,14 @@ impl Registry {
         };
         let what = format!("referrers of {}@{digest}", repo.name());
         match self
-            .fetch(&host, &repo.repository, req, MAX_MANIFEST_BYTES, &what)
+            .fetch(
+                &host,
+                &repo.repository,
+                Access::Pull,
+                req,
+                MAX_MANIFEST_BYTES,
+                &what,
+            )
             .await
         {
             Ok((_, _, body)) => Ok(serde_json::from_slice::<Value>(&body)
@@ -741,7 +751,9 @@ impl Registry {
             body: None,
         };
         let what = format!("blob {digest} of {}", repo.name());
-        let (_, _, bytes) = self.fetch(&host, &repo.repository, req, max, &what).await?;
+        let (_, _, bytes) = self
+            .fetch(&host, &repo.repository, Access::Pull, req, max, &what)
+            .await?;
         let got = sha256_digest(&bytes);
         if got != digest {
             return Err(Error::new(
@@ -855,10 +867,34 @@ impl Registry {
     /// Every tag of `repo`'s repository, following `Link` pagination, in the registry's order.
     pub async fn list_tags(&self, repo: &ImageRef) -> Result<Vec<String>, Error> {
         let host = self.host(&repo.registry)?;
-        let mut url = Self::url(&host, &format!("v2/{}/tags/list", repo.repository))?;
-        url.query_pairs_mut().append_pair("n", "1000");
+        let url = Self::url(&host, &format!("v2/{}/tags/list", repo.repository))?;
         let what = format!("tag list of {}", repo.name());
-        let mut tags = Vec::new();
+        self.list_paged(&host, &repo.repository, Access::Pull, url, "tags", &what)
+            .await
+    }
+
+    /// Every repository of the registry at `registry` (`/v2/_catalog`, following `Link`
+    /// pagination), in the registry's order.
+    pub async fn list_repositories(&self, registry: &str) -> Result<Vec<String>, Error> {
+        let host = self.host(registry)?;
+        let url = Self::url(&host, "v2/_catalog")?;
+        let what = format!("repository list (catalog) of {registry}");
+        self.list_paged(&host, "", Access::Catalog, url, "repositories", &what)
+            .await
+    }
+
+    /// The strings under `field` of every page of a paginated listing.
+    async fn list_paged(
+        &self,
+        host: &HostState,
+        repository: &str,
+        access: Access,
+        mut url: Url,
+        field: &str,
+        what: &str,
+    ) -> Result<Vec<String>, Error> {
+        url.query_pairs_mut().append_pair("n", "1000");
+        let mut items = Vec::new();
         let mut seen_pages = std::collections::HashSet::new();
         loop {
             if !seen_pages.insert(url.to_string()) {
@@ -871,7 +907,7 @@ impl Registry {
                 body: None,
             };
             let (headers, final_url, body) = self
-                .fetch(&host, &repo.repository, req, 16 << 20, &what)
+                .fetch(host, repository, access, req, 16 << 20, what)
                 .await?;
             let next = header_str(&headers, "link")
                 .and_then(|l| next_link(&l))
@@ -880,18 +916,18 @@ impl Registry {
                 .map_err(|e| rerr(format!("{what}: bad Link header: {e}")))?;
             let json: Value = serde_json::from_slice(&body)
                 .map_err(|e| rerr(format!("{what} is not valid JSON: {e}")))?;
-            if let Some(list) = json.get("tags").and_then(Value::as_array) {
-                tags.extend(list.iter().filter_map(Value::as_str).map(str::to_string));
+            if let Some(list) = json.get(field).and_then(Value::as_array) {
+                items.extend(list.iter().filter_map(Value::as_str).map(str::to_string));
             }
-            if tags.len() > MAX_TAGS {
+            if items.len() > MAX_TAGS {
                 return Err(Error::new(
                     "too_large",
-                    format!("{what}: more than {MAX_TAGS} tags"),
+                    format!("{what}: more than {MAX_TAGS} entries"),
                 ));
             }
             match next {
                 Some(n) => url = n,
-                None => return Ok(tags),
+                None => return Ok(items),
             }
         }
     }
@@ -906,6 +942,7 @@ impl Registry {
         &self,
         host: &HostState,
         repository: &str,
+        access: Access,
         req: Req,
         max: usize,
         what: &str,
@@ -920,7 +957,7 @@ impl Registry {
                 headers: req.headers.clone(),
                 body: req.body.clone(),
             };
-            let resp = self.send(host, repository, Access::Pull, again).await?;
+            let resp = self.send(host, repository, access, again).await?;
             let resp = check_status(resp, what).await?;
             let headers = resp.headers().clone();
             let url = resp.url().clone();
@@ -953,6 +990,7 @@ impl Registry {
         let scope = match access {
             Access::Pull => format!("repository:{repository}:pull"),
             Access::Push => format!("repository:{repository}:pull,push"),
+            Access::Catalog => "registry:catalog:*".to_string(),
         };
         let opts = &self.inner.opts;
         let mut attempt: u32 = 0;

@@ -17,6 +17,9 @@ pub struct CheckSig {
     pub policy: Policy,
     /// Where signatures are read from; `None` with `--offline`
     pub online: Option<super::online::Online>,
+    /// `--keep-signatures`: each verified `.sig` entry also carries its `payload` and
+    /// `signature` (base64), for `attach-sig --copy-to`
+    pub keep_signatures: bool,
 }
 
 impl Tool for CheckSig {
@@ -26,7 +29,18 @@ impl Tool for CheckSig {
     async fn process(&self, record: &mut Record) -> Result<Done> {
         let verification = self.verify_record(record).await?;
         let failure = verification.failure;
-        record.insert("verification".into(), verification.to_json());
+        let mut json = verification.to_json();
+        if self.keep_signatures {
+            if let Some(entries) = json.get_mut("signatures").and_then(Value::as_array_mut) {
+                for (entry, result) in entries.iter_mut().zip(&verification.signatures) {
+                    if let Some((payload, signature)) = &result.kept {
+                        entry["payload"] = payload.clone().into();
+                        entry["signature"] = signature.clone().into();
+                    }
+                }
+            }
+        }
+        record.insert("verification".into(), json);
         Ok(match failure {
             None => Done::ok(),
             Some(f) => Done::failed(f.as_str()),
