@@ -25,6 +25,9 @@ use sigtrail_tests::{digests, kms_create_key, run, tool, unique, LookupEvents};
 #[path = "trail_for/integrity.rs"]
 mod integrity;
 
+#[path = "trail_for/cosign.rs"]
+mod cosign;
+
 const SUBJECT: &str = "repo:acme/app:ref:refs/heads/main";
 
 fn records(out: &Output) -> Vec<Value> {

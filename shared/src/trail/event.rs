@@ -126,7 +126,8 @@ pub struct KmsSign {
     pub signing_algorithm: Option<String>,
 }
 
-/// ECR `PutImage`: a manifest pushed under a tag (a `.sig` tag push is one too).
+/// ECR `PutImage`: a manifest pushed under a tag (a `.sig` tag push is one too), or by digest
+/// alone (a cosign v3 bundle referrer).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PutImage {
     pub repository: Option<String>,
@@ -135,9 +136,20 @@ pub struct PutImage {
     pub tag: Option<String>,
     /// `responseElements.image.imageId.imageDigest`: digest of the pushed manifest
     pub digest: Option<String>,
-    /// For a `sha256-<hex>.sig` tag: the layers of the pushed signature manifest, when the event
-    /// carries `imageManifest` and it parses
+    /// For a `sha256-<hex>.sig` tag, or a bundle referrer: the layers of the pushed signature
+    /// manifest, when the event carries `imageManifest` and it parses
     pub signature_layers: Option<Vec<SigLayer>>,
+    /// For a Sigstore bundle pushed as an OCI 1.1 referrer (cosign v3's default format, pushed
+    /// by digest without a tag): the digest of the image it signs, from the logged manifest's
+    /// `subject`, when its `artifactType` (or its config's media type) is a Sigstore bundle
+    pub bundle_subject: Option<String>,
+}
+
+impl PutImage {
+    /// A signature push: a `sha256-<hex>.sig` tag, or a bundle referrer.
+    pub fn is_signature_push(&self) -> bool {
+        self.bundle_subject.is_some() || self.tag.as_deref().is_some_and(is_sig_tag)
+    }
 }
 
 /// One layer of a cosign signature manifest, as pushed.
@@ -1028,8 +1040,14 @@ fn convert(raw: &RawRecord) -> Result<Event, String> {
             let manifest = req
                 .and_then(|r| f.s(&r.image_manifest, "requestParameters.imageManifest"))
                 .or_else(|| image.and_then(|i| f.s(&i.image_manifest, "image.imageManifest")));
+            let bundle_subject = match (&tag, &manifest) {
+                (Some(t), _) if is_sig_tag(t) => None,
+                (_, Some(m)) => bundle_subject(m),
+                _ => None,
+            };
             let signature_layers = match (&tag, manifest) {
                 (Some(t), Some(m)) if is_sig_tag(t) => signature_layers(&m),
+                (_, Some(m)) if bundle_subject.is_some() => signature_layers(&m),
                 _ => None,
             };
             Detail::PutImage(PutImage {
@@ -1045,6 +1063,7 @@ fn convert(raw: &RawRecord) -> Result<Event, String> {
                 digest: image_id.and_then(|i| f.s(&i.image_digest, "imageId.imageDigest")),
                 tag,
                 signature_layers,
+                bundle_subject,
             })
         }
         _ => {
@@ -1132,6 +1151,37 @@ pub fn sig_tag(digest: &str) -> Option<String> {
 }
 
 /// Layers of a pushed cosign signature manifest (`None` when it is not one we can read).
+/// The media types a Sigstore bundle goes by (`application/vnd.dev.sigstore.bundle.v0.3+json`,
+/// and the versions before it).
+pub fn is_bundle_type(t: &str) -> bool {
+    t.starts_with("application/vnd.dev.sigstore.bundle")
+}
+
+/// The image a bundle referrer manifest signs: its `subject.digest`, when the manifest says it
+/// holds a Sigstore bundle (`artifactType`, else the config's `mediaType`, as cosign 3.1.1 and
+/// gcr write them).
+fn bundle_subject(manifest: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct M {
+        artifact_type: Option<String>,
+        config: Option<C>,
+        subject: Option<C>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct C {
+        media_type: Option<String>,
+        digest: Option<String>,
+    }
+    let m: M = serde_json::from_str(manifest).ok()?;
+    let kind = m
+        .artifact_type
+        .or_else(|| m.config.and_then(|c| c.media_type))?;
+    let digest = m.subject?.digest?;
+    (is_bundle_type(&kind) && crate::payload::is_sha256_digest(&digest)).then_some(digest)
+}
+
 fn signature_layers(manifest: &str) -> Option<Vec<SigLayer>> {
     #[derive(Deserialize)]
     struct M {
@@ -1446,6 +1496,54 @@ mod tests {
             Some(format!("sha256:{}", "ab".repeat(32)))
         );
         assert_eq!(sig_tag(&format!("sha256:{}", "ab".repeat(32))), Some(tag));
+    }
+
+    /// cosign 3.1.1's bundle referrer (its exact bytes, `shared/tests/data/cosign-v3/`), pushed
+    /// by digest: its subject is the signed image. The fallback index cosign writes on a
+    /// registry without the referrers API, and a plain image, are not signature pushes.
+    #[test]
+    fn a_bundle_referrer_pushed_by_digest_names_its_subject() {
+        let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cosign-v3");
+        let read = |n: &str| std::fs::read_to_string(data.join(n)).unwrap();
+        let subject = read("image-digest.txt").trim().to_string();
+        let push = |tag: Option<&str>, manifest: &str| {
+            let mut req = serde_json::json!({"repositoryName": "r", "imageManifest": manifest});
+            if let Some(t) = tag {
+                req["imageTag"] = t.into();
+            }
+            let rec = serde_json::json!({
+                "eventSource": "ecr.amazonaws.com", "eventName": "PutImage", "recipientAccountId": "1",
+                "requestParameters": req,
+                "responseElements": {"image": {"imageId": {"imageDigest": "sha256:cc"}}}
+            });
+            let e = parse_bytes(rec.to_string().as_bytes())
+                .unwrap()
+                .events
+                .remove(0);
+            e.as_put_image().unwrap().clone()
+        };
+        let referrer = push(None, &read("referrer.manifest.json"));
+        assert_eq!(referrer.bundle_subject.as_deref(), Some(subject.as_str()));
+        assert!(referrer.is_signature_push());
+        let layers = referrer.signature_layers.unwrap();
+        assert_eq!(layers.len(), 1);
+        assert_eq!(
+            layers[0].digest,
+            "sha256:e5bb05e93c6a9aa8f336a45212ae0e6e26b9760941197d53390d20936244bdb7"
+        );
+        let fallback_tag = subject.replace(':', "-");
+        for (tag, manifest) in [
+            (Some(fallback_tag.as_str()), read("fallback-index.json")),
+            (Some("v1"), read("image.manifest.json")),
+        ] {
+            let p = push(tag, &manifest);
+            assert_eq!(p.bundle_subject, None, "{tag:?}");
+            assert!(!p.is_signature_push(), "{tag:?}");
+        }
+        // A subject is not enough: the manifest must say it holds a bundle.
+        let other =
+            read("referrer.manifest.json").replace("vnd.dev.sigstore.bundle", "vnd.example");
+        assert_eq!(push(None, &other).bundle_subject, None);
     }
 
     #[test]

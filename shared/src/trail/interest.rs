@@ -4,8 +4,9 @@
 //! From the records in hand (read whole before the trail is loaded) and `--key`:
 //! - **`Sign`** events (and failed attempts) of the `--key` keys, else of every key;
 //! - **`PutImage`** events of the images' digests (the image pushes), and every signature push
-//!   (a `sha256-<hex>.sig` tag, of any image): the pairing is one-to-one over the whole trail,
-//!   so another image's signature push can use up the `Sign` that would explain this one;
+//!   (a `sha256-<hex>.sig` tag, or a cosign v3 bundle referrer pushed by digest, of any image):
+//!   the pairing is one-to-one over the whole trail, so another image's signature push can use
+//!   up the `Sign` that would explain this one;
 //! - **role assumptions** of the callers the first pass found (the principals of the kept
 //!   `Sign` events and signature pushes): a second, explicit pass over the same log files that
 //!   keeps nothing else. `LookupEvents` is asked for the event names only once, and its role
@@ -92,7 +93,7 @@ impl Interest {
         for e in events {
             let is_caller = match &e.detail {
                 Detail::Sign(_) | Detail::FailedSign(_) => true,
-                Detail::PutImage(p) => p.tag.as_deref().is_some_and(event::is_sig_tag),
+                Detail::PutImage(p) => p.is_signature_push(),
                 Detail::AssumeRole(_) => false,
             };
             if is_caller {
@@ -128,8 +129,7 @@ impl Interest {
                 Pushes::All => true,
                 Pushes::None => false,
                 Pushes::Of { digests } => {
-                    p.tag.as_deref().is_some_and(event::is_sig_tag)
-                        || p.digest.as_ref().is_some_and(|d| digests.contains(d))
+                    p.is_signature_push() || p.digest.as_ref().is_some_and(|d| digests.contains(d))
                 }
             },
             Detail::AssumeRole(a) => match &self.roles {

@@ -9,7 +9,11 @@
 //!    signature repository (same account and region), in time order. When the event carries the
 //!    pushed manifest (`imageManifest`), each push introduces the layers no earlier push of that
 //!    tag had (a push can add several, e.g. two signers racing); without the manifest, each push
-//!    counts as introducing one signature.
+//!    counts as introducing one signature. A cosign v3 bundle is pushed by digest, with no tag:
+//!    its introduction is the `PutImage` whose logged manifest holds a Sigstore bundle and names
+//!    the image as its `subject`, in the image's repository. A bundle `check-sig` verified
+//!    (`bundle_manifest`) is looked for among those pushes only, a `.sig` signature among the
+//!    tag's pushes only.
 //! 3. **Candidates**: the KMS `Sign` events that could have made a signature are those that
 //!    (a) used one of the `--key` keys (any key when none is given), (b) were made by the same
 //!    caller as the push (same access key id, or else the same principal ARN: same role
@@ -115,6 +119,12 @@ pub struct Index {
     roles_by_arn: HashMap<String, Vec<usize>>,
 }
 
+/// The introduction group of the bundle referrers of image `digest` (they have no tag: cosign
+/// v3 pushes them by digest, each naming the image as its `subject`).
+fn bundle_group(digest: &str) -> String {
+    format!("referrers of {digest}")
+}
+
 /// Whether two calls were made by the same caller.
 pub fn same_caller(a: &Principal, b: &Principal) -> bool {
     if let (Some(x), Some(y)) = (&a.access_key_id, &b.access_key_id) {
@@ -142,13 +152,18 @@ impl Index {
                 if let Some(d) = &p.digest {
                     ix.by_digest.entry(d.clone()).or_default().push(i);
                 }
-                if let (Some(tag), Some(repo), Some(_)) = (&p.tag, &p.repository, e.time) {
-                    if event::is_sig_tag(tag) {
+                if let (Some(repo), Some(_)) = (&p.repository, e.time) {
+                    let group = match (&p.tag, &p.bundle_subject) {
+                        (Some(tag), _) if event::is_sig_tag(tag) => Some(tag.clone()),
+                        (_, Some(subject)) => Some(bundle_group(subject)),
+                        _ => None,
+                    };
+                    if let Some(tag) = group {
                         let key = (
                             p.registry_id.clone().unwrap_or_default(),
                             e.region.clone().unwrap_or_default(),
                             repo.clone(),
-                            tag.clone(),
+                            tag,
                         );
                         groups.entry(key).or_default().push(i);
                     }
@@ -401,6 +416,10 @@ pub struct Claimed {
     pub request_id: Option<String>,
     /// Keys named for this signature.
     pub keys: Vec<KeySpec>,
+    /// For a cosign v3 bundle: the digest of its referrer manifest (`check-sig`'s
+    /// `bundle_manifest`). Bundles are looked for among the image's referrer pushes only, and
+    /// `.sig` signatures only among the `.sig` tag's pushes.
+    pub bundle_manifest: Option<String>,
 }
 
 /// The record, reduced to what the join reads.
@@ -621,18 +640,23 @@ pub fn join(ix: &Index, policy: &Policy, img: &Image) -> Joined {
             let p = e.as_put_image().expect("a PutImage");
             in_scope(e)
                 && p.repository.as_deref() == Some(img.repository.as_str())
-                && !p.tag.as_deref().is_some_and(event::is_sig_tag)
+                && !p.is_signature_push()
         })
         .collect();
     let tag = event::sig_tag(&img.digest).unwrap_or_default();
-    let intros: Vec<usize> = ix
-        .by_sig_tag
-        .get(&(img.signature_repository.clone(), tag.clone()))
-        .into_iter()
-        .flatten()
-        .copied()
-        .filter(|&n| in_scope(&ix.events[ix.intros[n].push]))
-        .collect();
+    let group = |repo: &str, tag: String| -> Vec<usize> {
+        ix.by_sig_tag
+            .get(&(repo.to_string(), tag))
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&n| in_scope(&ix.events[ix.intros[n].push]))
+            .collect()
+    };
+    let sig_intros = group(&img.signature_repository, tag.clone());
+    // Referrers live in the image's own repository.
+    let bundle_intros = group(&img.repository, bundle_group(&img.digest));
+    let intros: Vec<usize> = sig_intros.iter().chain(&bundle_intros).copied().collect();
     let mut signature_pushes: Vec<usize> = intros.iter().map(|&n| ix.intros[n].push).collect();
     signature_pushes.dedup();
 
@@ -652,10 +676,19 @@ pub fn join(ix: &Index, policy: &Policy, img: &Image) -> Joined {
                 layer_digest: ix.intros[n].layer_digest.clone(),
                 request_id: None,
                 keys: Vec::new(),
+                bundle_manifest: bundle_intros
+                    .contains(&n)
+                    .then(|| ix.events[ix.intros[n].push].as_put_image())
+                    .flatten()
+                    .and_then(|p| p.digest.clone()),
             })
             .collect(),
     };
-    let have_layers = intros.iter().all(|&n| ix.intros[n].layer.is_some());
+    let have_layers = sig_intros.iter().all(|&n| ix.intros[n].layer.is_some());
+    let sig_claims = claimed
+        .iter()
+        .filter(|c| c.bundle_manifest.is_none())
+        .count();
     let window = fmt_window(ix.window);
 
     let mut signatures = Vec::new();
@@ -665,12 +698,28 @@ pub fn join(ix: &Index, policy: &Policy, img: &Image) -> Joined {
         // Which push introduced it.
         let mut matched_by = "none";
         let mut intro = None;
-        if let Some(s) = &c.signature {
-            intro = intros
-                .iter()
-                .copied()
-                .find(|&n| ix.intros[n].signature.as_ref() == Some(s));
-            matched_by = "signature";
+        // A bundle among the referrer pushes, a `.sig` signature among the tag's pushes.
+        let intros = match &c.bundle_manifest {
+            Some(_) => &bundle_intros,
+            None => &sig_intros,
+        };
+        if let Some(m) = &c.bundle_manifest {
+            intro = intros.iter().copied().find(|&n| {
+                ix.events[ix.intros[n].push]
+                    .as_put_image()
+                    .and_then(|p| p.digest.as_ref())
+                    == Some(m)
+            });
+            matched_by = "bundle_manifest";
+        }
+        if intro.is_none() {
+            if let Some(s) = &c.signature {
+                intro = intros
+                    .iter()
+                    .copied()
+                    .find(|&n| ix.intros[n].signature.as_ref() == Some(s));
+                matched_by = "signature";
+            }
         }
         if intro.is_none() {
             if let Some(d) = &c.layer_digest {
@@ -692,7 +741,7 @@ pub fn join(ix: &Index, policy: &Policy, img: &Image) -> Joined {
                 matched_by = "manifest_digest";
             }
         }
-        if intro.is_none() {
+        if intro.is_none() && c.bundle_manifest.is_none() {
             if let Some(i) = c.index {
                 if have_layers {
                     intro = intros
@@ -700,7 +749,7 @@ pub fn join(ix: &Index, policy: &Policy, img: &Image) -> Joined {
                         .copied()
                         .find(|&n| ix.intros[n].layer == Some(i));
                     matched_by = "layer_index";
-                } else if intros.len() == claimed.len() {
+                } else if intros.len() == sig_claims {
                     intro = intros.get(i).copied();
                     matched_by = "push_order";
                 }
@@ -828,6 +877,11 @@ pub fn join(ix: &Index, policy: &Policy, img: &Image) -> Joined {
         // The verdict.
         let verdict = if candidates.is_empty() {
             match intro {
+                None if intros.is_empty() && c.bundle_manifest.is_some() => reasons.push(format!(
+                    "{label}: no push of a bundle referrer of {} in {} found in the trail, and no \
+                     KMS Sign to explain it",
+                    img.digest, img.repository
+                )),
                 None if intros.is_empty() => reasons.push(format!(
                     "{label}: no push of {tag} in {} found in the trail, and no KMS Sign to explain it",
                     img.signature_repository

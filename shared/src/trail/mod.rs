@@ -825,9 +825,10 @@ impl Tool for TrailFor {
 
 /// The signatures `check-sig` accepted: `verification.signatures[i]` with `verified: true`.
 ///
-/// Read per entry: `signature` (base64), `layer_digest` / `digest` (the payload blob), `key`
-/// (an `awskms://` reference) and `index` (else the position: check-sig lists one entry per
-/// layer, in layer order).
+/// Read per entry: `signature` (base64), `layer_digest` / `digest` (the payload blob, or the
+/// bundle blob), `bundle_manifest` (a cosign v3 bundle's referrer manifest), `key` (an
+/// `awskms://` reference) and `index` (else the position: check-sig lists one entry per layer,
+/// in layer order).
 fn claimed_signatures(verification: &Value) -> Vec<Claimed> {
     let Some(list) = verification.get("signatures").and_then(Value::as_array) else {
         return Vec::new();
@@ -857,6 +858,7 @@ fn claimed_signatures(verification: &Value) -> Vec<Claimed> {
                     .and_then(|k| KeySpec::parse(&k).ok())
                     .into_iter()
                     .collect(),
+                bundle_manifest: text("bundle_manifest"),
             }
         })
         .collect()

@@ -203,6 +203,7 @@ mod tests {
                 "p1",
                 1,
                 Detail::PutImage(PutImage {
+                    bundle_subject: None,
                     repository: Some("app".into()),
                     registry_id: Some("1".into()),
                     tag: event::sig_tag(&d),

@@ -99,6 +99,7 @@ fn push(id: &str, sec: i64, caller: &str, image: char, layers: &[(&str, Option<&
         sec,
         caller,
         Detail::PutImage(PutImage {
+            bundle_subject: None,
             repository: Some("app".into()),
             registry_id: Some(ACCT.into()),
             tag: event::sig_tag(&digest_of(image)),

@@ -81,6 +81,7 @@ fn put(
         min,
         who,
         Detail::PutImage(PutImage {
+            bundle_subject: None,
             repository: Some(repo.into()),
             registry_id: Some(ACCT.into()),
             tag: Some(tag.into()),
