@@ -7,7 +7,7 @@
 //! - `test`: the one test command: install, env up, `cargo test --workspace`, env down.
 //! - `demo`: install, env up, `scripts/demo.sh`, env down.
 //! - `bench [--only verify|trail]`: install, env up, release build, `scripts/bench.sh` (signing,
-//!   check-sig against its peers; trail-for's scaling table over 100,000 to 10,000,000 CloudTrail
+//!   check-sig against its peers at 0 and 20 ms of added round-trip time; trail-for's scaling table over 100,000 to 10,000,000 CloudTrail
 //!   records), env down.
 //! - `fuzz`: build the cargo-fuzz targets in `fuzz/` and run each for a while (not part of `test`).
 //! - `dist`: release build, then `sigtrail-VERSION-TARGET.tar.gz` (tools, man pages, completions,
@@ -52,16 +52,17 @@ enum Task {
     /// install, env up, push sample images and run the tools on them (scripts/demo.sh), env down.
     Demo,
     /// Sign 2,000 images through the real pipeline, re-verify them with check-sig and, in the
-    /// same run, with skopeo 1.18, the sigstore-rs harness and a plain HTTP load on the registry;
-    /// then time trail-for over generated CloudTrail trails of 100,000, 1,000,000 and 10,000,000
+    /// same run, with cosign 3.1.1 (a loop, and one process given all), skopeo 1.18, the
+    /// sigstore-rs harness and a plain HTTP load on the registry, each straight to the registry
+    /// and through a proxy adding 20 ms of round-trip time per request; then time trail-for over generated CloudTrail trails of 100,000, 1,000,000 and 10,000,000
     /// records (one image, and --key-usage; one core against both at 1,000,000); prints rates,
     /// ratios and the goals.
     ///
     /// The 10,000,000-record trail is about 1 GB on disk and the trail part takes several
     /// minutes; progress goes to stderr. SIGTRAIL_BENCH_IMAGES, SIGTRAIL_BENCH_SAMPLE,
-    /// SIGTRAIL_BENCH_ROUNDS and SIGTRAIL_BENCH_TRAIL_SIZES change the image count (2000), the
-    /// peers' sample (100), the runs a median is taken over (3) and the trail sizes
-    /// (100000,1000000,10000000); SIGTRAIL_BENCH_TRAIL_DIR is where the trails are written
+    /// SIGTRAIL_BENCH_ROUNDS, SIGTRAIL_BENCH_RTT_MS and SIGTRAIL_BENCH_TRAIL_SIZES change the
+    /// image count (2000), the peers' sample (100), the runs a median is taken over (3), the
+    /// added round-trip time (20 ms) and the trail sizes (100000,1000000,10000000); SIGTRAIL_BENCH_TRAIL_DIR is where the trails are written
     /// (target/bench-trail), each deleted once timed.
     Bench {
         /// Run only one part: `verify` (signing, check-sig and its peers) or `trail` (trail-for's
