@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo behind `cargo xtask demo`: push sample images to the local registry, sign the releases
 # with a KMS key in the AWS emulator through the tool pipeline, verify them (one image carries a
-# signature copied from another and fails), let the key "leak" and sign one more image after
-# that, and end with the audit: which images are trusted.
+# signature copied from another and fails), sign one image in cosign v3's bundle format and
+# verify both formats with check-sig and cosign 3.1.1, let the key "leak" and sign one more
+# image after that, and end with the audit: which images are trusted.
 #
 #   digest-of IMAGES | payload-for -a git_sha=... | kms-sign --key awskms:///alias/sigtrail-demo | attach-sig
 #   digest-of IMAGES | check-sig --key awskms:///alias/sigtrail-demo
@@ -155,9 +156,37 @@ for ref in "${all[@]}"; do
   esac
 done
 
+say "7. cosign v3's default format: sample-app-3:v1.0 signed as a Sigstore bundle, both formats checked by check-sig and cosign 3.1.1"
+push sample-app-3 v1.0 "sample app 3, release 1.0"
+bundled=$reg/sample-app-3:v1.0
+cmd "digest-of ${bundled#"$reg/"} | payload-for --format bundle -a git_sha=${git_sha:0:12}… | kms-sign --key $key | attach-sig"
+digest-of "$bundled" 2>>"$out/stderr.log" \
+  | payload-for --format bundle -a "git_sha=$git_sha" 2>>"$out/stderr.log" \
+  | kms-sign --key "$key" 2>>"$out/stderr.log" \
+  | attach-sig > "$out/signed-bundle.jsonl" 2>>"$out/stderr.log" || die "the bundle signing pipeline failed"
+date -u +%Y-%m-%dT%H:%M:%SZ > "$out/signed-bundle.jsonl.attached_at"
+jq -r '"   signed   \(.repository):\(.tag)  DSSE over an in-toto statement -> referrer \(.attached.manifest_digest[0:19])… (referrers: \(.attached.referrers))"' "$out/signed-bundle.jsonl"
+all+=("$bundled")
+legacy_ref=$(jq -r 'select(.tag == "v1.0" and .repository == "sample-app-1") | .ref' "$out/checked.jsonl")
+bundle_ref=$(jq -r .ref "$out/signed-bundle.jsonl")
+cmd "digest-of ... | check-sig --key $key   (finds the bundle without being asked: --bundles auto)"
+digest-of "$legacy_ref" "$bundle_ref" 2>>"$out/stderr.log" | check-sig --key "$key" > "$out/checked-formats.jsonl" 2>>"$out/stderr.log" ||
+  die "check-sig did not verify both formats"
+jq -r '"   OK       \(.repository):\(.tag // .digest[0:19])  \(if .verification.bundles then "bundle" else ".sig" end)"' "$out/checked-formats.jsonl"
+cosign_home="$out/cosign-home"
+mkdir -p "$cosign_home"
+for pair in "$legacy_ref:--new-bundle-format=false" "$bundle_ref:"; do
+  ref=${pair%:*} flag=${pair##*:}
+  cmd "cosign verify --key $key --insecure-ignore-tlog ${flag:+$flag }${ref#"$reg/"}"
+  HOME=$cosign_home "$SIGTRAIL_COSIGN" verify --key "$key" --insecure-ignore-tlog --allow-insecure-registry \
+    --allow-http-registry ${flag:+"$flag"} "$ref" > "$out/cosign-verify.json" 2>>"$out/stderr.log" ||
+    die "cosign 3.1.1 did not verify $ref"
+  jq -r '.[0] | "   cosign 3.1.1: verified \(.critical.type)"' "$out/cosign-verify.json"
+done
+
 sleep 1
 compromised_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-say "7. the key leaks at $compromised_at; sample-app-1:v1.2 is signed with it after that"
+say "8. the key leaks at $compromised_at; sample-app-1:v1.2 is signed with it after that"
 push sample-app-1 v1.2 "sample app 1, release 1.2"
 sign "$out/signed-late.jsonl" "$reg/sample-app-1:v1.2"
 all+=("$reg/sample-app-1:v1.2")
@@ -166,7 +195,7 @@ verify "$out/checked-all.jsonl" "${all[@]}" || true
   die "check-sig did not accept v1.2's (valid) signature"
 echo "   (v1.2's signature is valid: only the audit trail can tell it was made after the leak)"
 
-say "8. audit: trail-for joins CloudTrail and ECR (--compromised-at $compromised_at), newest image first"
+say "9. audit: trail-for joins CloudTrail and ECR (--compromised-at $compromised_at), newest image first"
 # moto records no CloudTrail. For the LookupEvents stand-in of scripts/moto_server.py, write the
 # events AWS would have recorded for this demo, from the tools' own output: an ECR PutImage per
 # pushed tag, per signature manifest attach-sig pushed and for the copied one, and a KMS Sign per
@@ -176,13 +205,14 @@ say "8. audit: trail-for joins CloudTrail and ECR (--compromised-at $compromised
 put_image='{
     eventVersion: "1.08", eventTime: .pushed_at, eventSource: "ecr.amazonaws.com",
     eventName: "PutImage", awsRegion: "us-east-1", readOnly: false,
-    eventID: ("demo-push-" + .repository + "-" + .tag), requestID: ("demo-push-" + .repository + "-" + .tag),
+    eventID: ("demo-push-" + .repository + "-" + (.tag // .digest)), requestID: ("demo-push-" + .repository + "-" + (.tag // .digest)),
     userIdentity: {type: "IAMUser", accountId: $acct, userName: (.user // "sigtrail-demo"),
                    accessKeyId: (if (.user // "sigtrail-demo") == "sigtrail-demo" then "testing" else "AKIADEMO" + (.user | ascii_upcase | gsub("-"; "")) end),
                    arn: ("arn:aws:iam::" + $acct + ":user/" + (.user // "sigtrail-demo"))},
-    requestParameters: {repositoryName: .repository, imageTag: .tag, registryId: $acct},
+    requestParameters: ({repositoryName: .repository, imageTag: .tag, registryId: $acct,
+                         imageManifest: .manifest} | with_entries(select(.value != null))),
     responseElements: {image: {repositoryName: .repository, registryId: $acct,
-                               imageId: {imageDigest: .digest, imageTag: .tag}}},
+                               imageId: ({imageDigest: .digest, imageTag: .tag} | with_entries(select(.value != null)))}},
     resources: [{accountId: $acct, ARN: ("arn:aws:ecr:us-east-1:" + $acct + ":repository/" + .repository)}],
     eventType: "AwsApiCall", recipientAccountId: $acct
   }'
@@ -205,6 +235,16 @@ kms_sign='select(.kms) | {
       | jq -c --arg acct "$account" "$put_image"
     jq -c --arg acct "$account" --arg alias "$alias" "$kms_sign" "$out/$f.jsonl"
   done
+  # The bundle referrer: pushed by digest, no tag; CloudTrail logs the manifest, whose subject
+  # is the signed image (on ECR, which has the referrers API, there is no fallback index push).
+  referrer=$(jq -r .attached.manifest_digest "$out/signed-bundle.jsonl")
+  curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    "http://$reg/v2/sample-app-3/manifests/$referrer" > "$out/referrer-manifest.json" || die "cannot read $referrer"
+  jq -nc --arg d "$referrer" --arg at "$(cat "$out/signed-bundle.jsonl.attached_at")" \
+    --rawfile m "$out/referrer-manifest.json" \
+    '{repository: "sample-app-3", digest: $d, manifest: $m, pushed_at: $at}' \
+    | jq -c --arg acct "$account" "$put_image"
+  jq -c --arg acct "$account" --arg alias "$alias" "$kms_sign" "$out/signed-bundle.jsonl"
 } > "$out/events.jsonl"
 jq -s '{Records: .}' "$out/events.jsonl" > "$SIGTRAIL_MOTO_LOOKUP_EVENTS_FILE"
 echo "   (moto has no CloudTrail: wrote $(jq '.Records | length' "$SIGTRAIL_MOTO_LOOKUP_EVENTS_FILE") stand-in records of the demo's own calls for LookupEvents)"
@@ -220,7 +260,7 @@ tac "$out/checked-all.jsonl" | trail-for --jobs 1 --cloudtrail lookup --key "$ke
 jq -r '"   \(.trail.verdict // "error" | ascii_upcase | . + "         " | .[0:11]) \(.repository):\(.tag)  "
   + "\((.trail.reasons // [.error.message]) | join("; "))"' "$out/trail.jsonl"
 verdicts=$(jq -sc 'map({key: "\(.repository):\(.tag)", value: .trail.verdict}) | from_entries' "$out/trail.jsonl")
-for image in sample-app-1:v1.0 sample-app-1:v1.1 sample-app-2:v1.0; do
+for image in sample-app-1:v1.0 sample-app-1:v1.1 sample-app-2:v1.0 sample-app-3:v1.0; do
   [ "$(jq -r --arg i "$image" '.[$i]' <<< "$verdicts")" = trusted ] || die "$image is not trusted"
 done
 [ "$(jq -r '.["sample-app-1:v1.2"]' <<< "$verdicts")" = untrusted ] ||
@@ -238,7 +278,7 @@ jq -r 'select(.tag == "v1.1" or .tag == "v1.2") | .trail.signatures[]? | select(
 [ "$(jq -r 'select(.tag == "v1.1") | .trail.signatures[0].evidence.candidates' "$out/trail.jsonl")" -gt 1 ] ||
   die "the demo's ambiguous case is gone: v1.1's signature has one candidate Sign"
 
-say "9. the attack on the trail bucket: someone with the key and write access to the trail's bucket"
+say "10. the attack on the trail bucket: someone with the key and write access to the trail's bucket"
 # The same events as log files in the bucket layout, sealed with the hourly digest chain
 # CloudTrail writes when log file validation is on (moto writes none: cloudtrail-seal stands in,
 # with its own RSA key for CloudTrail's). Then the attack: the log file holding v1.2's real Sign
@@ -285,7 +325,8 @@ trail-for --key-usage --key "$key" --since "$since" --cloudtrail "$trail_dir" \
 jq -r 'select(.trail.tampering) | .trail.tampering[] | "   FLAGGED: " + .' "$out/monitor.jsonl"
 
 say "demo done"
-echo "   trusted: sample-app-1:v1.0, sample-app-1:v1.1, sample-app-2:v1.0 (signed by the release before the leak)"
+echo "   trusted: sample-app-1:v1.0, sample-app-1:v1.1, sample-app-2:v1.0 (signed by the release before the leak),"
+echo "            sample-app-3:v1.0 (a cosign v3 bundle, verified by check-sig and cosign 3.1.1 like the .sig ones)"
 echo "   not trusted: sample-app-1:v1.2 (signed after the leak), sample-app-1:v1.0-patched (copied signature)"
 echo "   the trail bucket: a forged log file and a deleted one are named, v1.2 stays untrusted, the monitor flags it"
 echo "   timeline: $out/timeline.html; records of every step: $out/*.jsonl"
