@@ -8,8 +8,11 @@
 //!   the pairing is one-to-one over the whole trail, so another image's signature push can use
 //!   up the `Sign` that would explain this one;
 //! - **role assumptions** of the callers the first pass found (the principals of the kept
-//!   `Sign` events and signature pushes): a second, explicit pass over the same log files that
-//!   keeps nothing else. `LookupEvents` is asked for the event names only once, and its role
+//!   `Sign` events and signature pushes): a second, explicit pass that keeps nothing else, over
+//!   only the log files the first pass saw such a role assumption in. The first pass notes, for
+//!   each file, a 64-bit hash of the access key id and of the assumed-role ARN every role
+//!   assumption in it returned (16 bytes per role assumption in the trail); a file none of
+//!   whose hashes is a caller's is not read again. `LookupEvents` is asked for the event names only once, and its role
 //!   assumptions are all kept (it covers 90 days and answers 2 calls a second; it is never the
 //!   big source).
 //!
@@ -32,6 +35,9 @@ pub struct Interest {
     /// Hash each log file's decompressed bytes for the integrity check (off only with
     /// `--integrity off`, so the benchmark measures what the check costs).
     pub hash_files: bool,
+    /// Read only these log files (by origin: path or `s3://BUCKET/KEY`): the second pass reads
+    /// just the files the first found to hold a role assumption of a caller. `None`: all.
+    pub only_files: Option<std::sync::Arc<HashSet<String>>>,
 }
 
 /// Which `PutImage` events are kept.
@@ -59,6 +65,15 @@ pub enum Roles {
     },
 }
 
+/// A 64-bit hash of an access key id or assumed-role ARN, for the first pass's per-file summary
+/// of role assumptions (a collision only makes the second pass read one file more).
+pub fn role_hash(s: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
 impl Interest {
     /// Everything of the kept kinds (no narrowing; also the switch the equivalence test uses).
     pub fn everything() -> Interest {
@@ -67,6 +82,7 @@ impl Interest {
             pushes: Pushes::All,
             roles: Roles::All,
             hash_files: true,
+            only_files: None,
         }
     }
 
@@ -83,6 +99,7 @@ impl Interest {
             pushes: Pushes::Of { digests },
             roles: Roles::None,
             hash_files: true,
+            only_files: None,
         }
     }
 
@@ -106,6 +123,25 @@ impl Interest {
             pushes: Pushes::None,
             roles: Roles::Of { access_keys, arns },
             hash_files: true,
+            only_files: None,
+        }
+    }
+
+    /// Whether the file at `origin` is read at all.
+    pub fn reads(&self, origin: &str) -> bool {
+        self.only_files.as_ref().is_none_or(|f| f.contains(origin))
+    }
+
+    /// Whether a role assumption that returned one of `hashes` ([`role_hash`] of its access key
+    /// id and assumed-role ARN) could be one this interest keeps.
+    pub fn may_keep_role(&self, hashes: &[u64]) -> bool {
+        match &self.roles {
+            Roles::All => !hashes.is_empty(),
+            Roles::None => false,
+            Roles::Of { access_keys, arns } => access_keys
+                .iter()
+                .chain(arns)
+                .any(|k| hashes.binary_search(&role_hash(k)).is_ok()),
         }
     }
 
@@ -145,5 +181,47 @@ impl Interest {
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The second pass reads a file only when its summary holds a caller's access key or ARN.
+    #[test]
+    fn a_file_is_read_again_only_for_a_callers_role_assumption() {
+        let roles = Interest {
+            roles: Roles::Of {
+                access_keys: HashSet::from(["ASIACALLER".to_string()]),
+                arns: HashSet::from(["arn:aws:sts::1:assumed-role/ci/run-7".to_string()]),
+            },
+            ..Interest::default()
+        };
+        let summary = |items: &[&str]| {
+            let mut v: Vec<u64> = items.iter().map(|s| role_hash(s)).collect();
+            v.sort_unstable();
+            v
+        };
+        assert!(roles.may_keep_role(&summary(&["ASIAOTHER", "ASIACALLER"])));
+        assert!(roles.may_keep_role(&summary(&["arn:aws:sts::1:assumed-role/ci/run-7"])));
+        assert!(!roles.may_keep_role(&summary(&[
+            "ASIAOTHER",
+            "arn:aws:sts::1:assumed-role/ci/run-8"
+        ])));
+        assert!(!roles.may_keep_role(&[]));
+        let none = Interest {
+            roles: Roles::None,
+            ..Interest::default()
+        };
+        assert!(!none.may_keep_role(&summary(&["ASIACALLER"])));
+        let only = Interest {
+            only_files: Some(std::sync::Arc::new(HashSet::from(
+                ["a.json.gz".to_string()],
+            ))),
+            ..Interest::default()
+        };
+        assert!(only.reads("a.json.gz") && !only.reads("b.json.gz"));
+        assert!(Interest::default().reads("b.json.gz"));
     }
 }

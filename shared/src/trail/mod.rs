@@ -226,15 +226,26 @@ impl TrailFor {
             .collect();
         let roles = interest::Interest::roles_of(&loaded.events);
         let mut passes = 1;
+        let mut reread = 0;
         if matches!(interest.roles, interest::Roles::None) && !files.is_empty() && roles.has_roles()
         {
-            passes = 2;
-            let roles = interest::Interest {
-                hash_files,
-                ..roles
-            };
-            let second = source::load(&files, load_range, LOOKUP_NAMES, &roles).await;
-            loaded.merge_second_pass(second);
+            // Only the files that hold a role assumption one of the callers could have made.
+            let wanted: std::collections::HashSet<String> = std::mem::take(&mut loaded.roles_in)
+                .into_iter()
+                .filter(|(_, hashes)| roles.may_keep_role(hashes))
+                .map(|(origin, _)| origin)
+                .collect();
+            reread = wanted.len();
+            if !wanted.is_empty() {
+                passes = 2;
+                let roles = interest::Interest {
+                    hash_files,
+                    only_files: Some(Arc::new(wanted)),
+                    ..roles
+                };
+                let second = source::load(&files, load_range, LOOKUP_NAMES, &roles).await;
+                loaded.merge_second_pass(second);
+            }
         }
         let integrity = match self.config.integrity {
             integrity::Mode::Off => None,
@@ -304,7 +315,8 @@ impl TrailFor {
         if std::env::var_os("SIGTRAIL_TRAIL_STATS").is_some() {
             // For the benchmark: how much of the trail was kept, and in how many passes.
             eprintln!(
-                "trail-for: stats: records {} events_seen {} events_kept {} passes {passes}",
+                "trail-for: stats: records {} events_seen {} events_kept {} passes {passes} \
+                 reread_files {reread}",
                 loaded.records,
                 loaded.events_seen,
                 loaded.events.len()

@@ -122,6 +122,10 @@ pub(super) async fn load_local(
         ..Loaded::default()
     };
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let files: Vec<PathBuf> = files
+        .into_iter()
+        .filter(|f| interest.reads(&f.to_string_lossy()))
+        .collect();
     let mut results = futures::stream::iter(files)
         .map(|file| async move {
             let result = parse_file_blocking(file.clone(), interest.hash_files).await;

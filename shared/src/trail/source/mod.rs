@@ -163,6 +163,10 @@ pub struct Loaded {
     pub logs: Vec<LogRead>,
     /// The digest files read beside them.
     pub digests: Vec<DigestRead>,
+    /// For each log file (by origin) that holds role assumptions in the range: the sorted
+    /// [`super::interest::role_hash`]es of the access key ids and assumed-role ARNs they
+    /// returned, kept or not, so that the second pass reads only the files it needs.
+    pub roles_in: std::collections::HashMap<String, Vec<u64>>,
 }
 
 impl Loaded {
@@ -185,14 +189,28 @@ impl Loaded {
                     self.logs.push(f);
                     (self.logs.len() - 1) as u32
                 });
+                let mut roles = Vec::new();
                 for mut e in parsed.events {
                     if range.contains(e.time) {
+                        if let Some(a) = e.as_assume_role() {
+                            for s in [&a.access_key_id, &a.assumed_role_arn]
+                                .into_iter()
+                                .flatten()
+                            {
+                                roles.push(super::interest::role_hash(s));
+                            }
+                        }
                         self.events_seen += 1;
                         if interest.keeps(&e) {
                             e.file = index;
                             self.events.push(e);
                         }
                     }
+                }
+                if index.is_some() && !roles.is_empty() {
+                    roles.sort_unstable();
+                    roles.dedup();
+                    self.roles_in.insert(origin.to_string(), roles);
                 }
                 // A record that could not be used is a gap only if it may be in the range.
                 self.warnings.extend(
@@ -217,16 +235,27 @@ impl Loaded {
             .enumerate()
             .map(|(i, l)| (l.origin.clone(), i as u32))
             .collect();
+        let mut changed = Vec::new();
         let remap: Vec<u32> = second
             .logs
             .into_iter()
             .map(|l| {
-                *at.entry(l.origin.clone()).or_insert_with(|| {
-                    self.logs.push(l);
+                let i = *at.entry(l.origin.clone()).or_insert_with(|| {
+                    self.logs.push(l.clone());
                     (self.logs.len() - 1) as u32
-                })
+                });
+                let first = &self.logs[i as usize];
+                if !l.sha256.is_empty() && !first.sha256.is_empty() && first.sha256 != l.sha256 {
+                    changed.push(format!(
+                        "{}: changed between the two passes over it (SHA-256 {} then {}): \
+                         someone is writing to the trail; run again",
+                        l.origin, first.sha256, l.sha256
+                    ));
+                }
+                i
             })
             .collect();
+        self.warnings.extend(changed);
         self.events.extend(second.events.into_iter().map(|mut e| {
             e.file = e.file.and_then(|f| remap.get(f as usize).copied());
             e
@@ -295,6 +324,7 @@ pub async fn load(sources: &[Source], range: Range, names: &[&str], interest: &I
                 }));
                 loaded.logs.extend(part.logs);
                 loaded.digests.extend(part.digests);
+                loaded.roles_in.extend(part.roles_in);
                 loaded.warnings.extend(part.warnings);
             }
             Err(e) => {

@@ -150,7 +150,8 @@ pub(super) async fn load_s3(
     interest: &Interest,
 ) -> Result<Loaded, String> {
     let client = s3_client().await;
-    let keys = s3_keys(&client, bucket, prefix, &range).await?;
+    let mut keys = s3_keys(&client, bucket, prefix, &range).await?;
+    keys.retain(|k| interest.reads(&format!("s3://{bucket}/{k}")));
     let bucket_lock = bucket_lock(&client, bucket).await;
     let mut loaded = Loaded::default();
     let mut results = futures::stream::iter(keys)
