@@ -7,6 +7,7 @@
 //! signature manifests between images. They cannot edit CloudTrail.
 
 use super::*;
+use serde_json::Value;
 use crate::trail::event::{Detail, FailedSign, KmsSign, PutImage, SigLayer};
 use crate::trail::source::Range;
 use crate::trail::usage::key_usage;

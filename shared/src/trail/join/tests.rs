@@ -1,6 +1,7 @@
 //! Unit tests of the join: pairing, verdicts, evidence JSON.
 
 use super::*;
+use serde_json::Value;
 use crate::trail::event::{AssumeRole, Detail, KmsSign, PutImage, SigLayer};
 
 const ACCT: &str = "111122223333";
