@@ -7,10 +7,10 @@
 //! signature manifests between images. They cannot edit CloudTrail.
 
 use super::*;
-use serde_json::Value;
 use crate::trail::event::{Detail, FailedSign, KmsSign, PutImage, SigLayer};
 use crate::trail::source::Range;
 use crate::trail::usage::key_usage;
+use serde_json::Value;
 
 const ACCT: &str = "111122223333";
 const KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";

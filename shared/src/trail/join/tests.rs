@@ -1,8 +1,8 @@
 //! Unit tests of the join: pairing, verdicts, evidence JSON.
 
 use super::*;
-use serde_json::Value;
 use crate::trail::event::{AssumeRole, Detail, KmsSign, PutImage, SigLayer};
+use serde_json::Value;
 
 const ACCT: &str = "111122223333";
 const KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
