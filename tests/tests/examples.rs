@@ -423,7 +423,11 @@ fn monitor_is_quiet_on_an_intact_trail_and_flags_a_forged_log_file() {
     trail.sign(&mut aws, &session, &arn, &sha256(b"payload"));
     let logs = tempfile::tempdir().unwrap();
     let files = trail.write(logs.path());
-    let since = run_ok(Command::new("date").args(["-u", "+%Y-%m-%d"]), b"");
+    // From yesterday: a run across midnight (UTC) still reads every file the test wrote.
+    let since = run_ok(
+        Command::new("date").args(["-u", "-d", "yesterday", "+%Y-%m-%d"]),
+        b"",
+    );
     let dir = tempfile::tempdir().unwrap();
     let vars = [
         ("KEY", format!("awskms:///{arn}")),
