@@ -1151,15 +1151,9 @@ pub fn sig_tag(digest: &str) -> Option<String> {
 }
 
 /// Layers of a pushed cosign signature manifest (`None` when it is not one we can read).
-/// The media types a Sigstore bundle goes by (`application/vnd.dev.sigstore.bundle.v0.3+json`,
-/// and the versions before it).
-pub fn is_bundle_type(t: &str) -> bool {
-    t.starts_with("application/vnd.dev.sigstore.bundle")
-}
-
 /// The image a bundle referrer manifest signs: its `subject.digest`, when the manifest says it
-/// holds a Sigstore bundle (`artifactType`, else the config's `mediaType`, as cosign 3.1.1 and
-/// gcr write them).
+/// holds a Sigstore bundle v0.3, the one format check-sig verifies (`artifactType`, else the
+/// config's `mediaType`, as cosign 3.1.1 and gcr write them).
 fn bundle_subject(manifest: &str) -> Option<String> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -1179,7 +1173,8 @@ fn bundle_subject(manifest: &str) -> Option<String> {
         .artifact_type
         .or_else(|| m.config.and_then(|c| c.media_type))?;
     let digest = m.subject?.digest?;
-    (is_bundle_type(&kind) && crate::payload::is_sha256_digest(&digest)).then_some(digest)
+    (crate::bundle::is_bundle_media_type(&kind) && crate::payload::is_sha256_digest(&digest))
+        .then_some(digest)
 }
 
 fn signature_layers(manifest: &str) -> Option<Vec<SigLayer>> {

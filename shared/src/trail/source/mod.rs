@@ -409,6 +409,35 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
+    /// A file that reads differently in the second pass than in the first (someone writing to
+    /// the trail between them) is a gap; the same bytes are not.
+    #[test]
+    fn a_file_changed_between_the_passes_is_a_gap() {
+        let log = |sha: &str| LogRead {
+            origin: "s3://b/k.json.gz".into(),
+            key: "k.json.gz".into(),
+            sha256: sha.into(),
+            ..LogRead::default()
+        };
+        let pass = |sha: &str| Loaded {
+            logs: vec![log(sha)],
+            ..Loaded::default()
+        };
+        let mut same = pass("aa");
+        same.merge_second_pass(pass("aa"));
+        assert!(same.warnings.is_empty(), "{:?}", same.warnings);
+        assert_eq!(same.logs.len(), 1);
+        let mut changed = pass("aa");
+        changed.merge_second_pass(pass("bb"));
+        assert_eq!(changed.logs.len(), 1);
+        assert_eq!(changed.warnings.len(), 1, "{:?}", changed.warnings);
+        assert!(
+            changed.warnings[0].contains("changed between the two passes"),
+            "{:?}",
+            changed.warnings
+        );
+    }
+
     #[test]
     fn sources_parse() {
         let check = |s: &str, want: Source| assert_eq!(s.parse::<Source>().unwrap(), want, "{s}");
