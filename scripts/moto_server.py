@@ -33,6 +33,32 @@
    every GetPublicKey, DescribeKey, Sign and Verify request appends a line "ACTION KEYID" (the
    KeyId as the request gave it: key id, ARN, alias or alias ARN), so a test counts its own key.
 
+5. Athena query execution. moto records queries but runs none (it answers from a queue of
+   canned results). This is a STAND-IN EXECUTOR, not Athena: when the file named by
+   SIGTRAIL_MOTO_ATHENA_TABLES exists (JSON, re-read on every call), StartQueryExecution runs
+   the query with DuckDB over a view with the CloudTrail table's schema (docs/athena.md), built
+   from the objects in moto's own S3 under the table's location, and queues the rows through
+   moto's documented results queue (`set_athena_result`, what POST
+   /moto-api/static/athena/query-results does) before moto takes it. The file:
+     {"tables": {"DB.TABLE": {"location": "s3://BUCKET/PREFIX/", "layout": "org"|"account",
+                              "throttle": N}}}
+   * The translation from Athena's dialect is what trail-for's queries need and no more:
+     json_extract_scalar -> json_extract_string, "DB"."TABLE" -> the view. Everything else
+     (struct fields, CROSS JOIN UNNEST(...) AS u(r), LIKE, IN, BETWEEN) DuckDB reads as is.
+   * Partitions: `org` gives account, region and date (yyyy/MM/dd) from each key's
+     AWSLogs/[o-ORG/]ACCT/CloudTrail/REGION/YYYY/MM/DD/ (AWS's organization table, projected);
+     `account` gives timestamp (yyyy/MM/dd). "$path" is the object's s3:// URI. Only log files
+     under CloudTrail/ are rows, as the table's storage template reads.
+   * DataScannedInBytes is what Athena bills for JSON: the whole size of every object in the
+     partitions the query selects. The stand-in sums the objects' sizes over the conditions of
+     the query's WHERE that name only partition columns (trail-for writes one condition a line).
+   * A table not in the file, or SQL DuckDB refuses, gives a FAILED execution with Athena's
+     wording (TABLE_NOT_FOUND / the error). A table's "throttle": N answers the next N
+     StartQueryExecution calls on it with TooManyRequestsException (the file is rewritten with
+     N-1).
+   * GetQueryResults pages like Athena: MaxResults (1-1000, default 1000) rows a page, the
+     column names as the first row of the first page, NextToken.
+
 usage: python moto_server.py [-H 127.0.0.1] [-p PORT]   (the flags of moto_server)
 """
 import base64
@@ -355,11 +381,251 @@ for _action, _method in (("GetPublicKey", "get_public_key"), ("DescribeKey", "de
     setattr(kms_responses.KmsResponse, _method, _logged(_action, getattr(kms_responses.KmsResponse, _method)))
 
 
+# ---------------------------------------------------------------------------------------------
+# 5. Athena: a DuckDB executor behind moto's results queue
+# ---------------------------------------------------------------------------------------------
+import re as _re
+import tempfile as _tempfile
+
+from moto.athena import responses as athena_responses
+from moto.athena.models import athena_backends
+
+ATHENA_ENV = "SIGTRAIL_MOTO_ATHENA_TABLES"
+_athena_lock = threading.Lock()
+_athena_failed = {}   # QueryExecutionId -> (reason, error type)
+_athena_scanned = {}  # QueryExecutionId -> bytes
+_athena_pending = []  # (reason, scanned) of the query being started, taken by its id
+_PARTITION_COLUMNS = ("account", "region", "date", "timestamp")
+_LAYOUT = _re.compile(r"AWSLogs/(?:o-[^/]+/)?(\d{12})/CloudTrail/([^/]+)/(\d{4}/\d{2}/\d{2})/[^/]+\.json(?:\.gz)?$")
+
+
+def _athena_config():
+    path = os.environ.get(ATHENA_ENV)
+    if not path or not os.path.exists(path):
+        return None, None
+    with open(path) as f:
+        return path, json.load(f)
+
+
+def _objects(location: str, account_id: str):
+    """(s3 uri, partition values, bytes) of every log file under the table's location."""
+    from moto.s3.models import s3_backends, FakeKey
+
+    bucket_name, _, prefix = location[len("s3://"):].partition("/")
+    bucket = s3_backends[account_id]["aws"].get_bucket(bucket_name)
+    out = []
+    for name in sorted(bucket.keys.keys()):
+        key = bucket.keys[name]
+        if not isinstance(key, FakeKey) or not name.startswith(prefix):
+            continue
+        m = _LAYOUT.search(name)
+        if m:
+            out.append((f"s3://{bucket_name}/{name}", m.groups(), key.value))
+    return out
+
+
+_VIEW = """
+CREATE OR REPLACE TEMP VIEW ct AS
+WITH raw AS (
+  SELECT filename, unnest(Records) AS r
+  FROM read_json({files}, columns={'Records': 'JSON[]'}, filename=true, format='auto')
+)
+SELECT
+  json_extract_string(r, '$.eventVersion') AS eventversion,
+  {'type': json_extract_string(r, '$.userIdentity.type'),
+   'principalid': json_extract_string(r, '$.userIdentity.principalId'),
+   'arn': json_extract_string(r, '$.userIdentity.arn'),
+   'accountid': json_extract_string(r, '$.userIdentity.accountId'),
+   'invokedby': json_extract_string(r, '$.userIdentity.invokedBy'),
+   'accesskeyid': json_extract_string(r, '$.userIdentity.accessKeyId'),
+   'username': json_extract_string(r, '$.userIdentity.userName'),
+   'identityprovider': json_extract_string(r, '$.userIdentity.identityProvider'),
+   'sessioncontext': {
+     'sessionissuer': {
+       'type': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.type'),
+       'principalid': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.principalId'),
+       'arn': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.arn'),
+       'accountid': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.accountId'),
+       'username': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.userName')},
+     'webidfederationdata': {
+       'federatedprovider': json_extract_string(r, '$.userIdentity.sessionContext.webIdFederationData.federatedProvider')}}
+  } AS useridentity,
+  json_extract_string(r, '$.eventTime') AS eventtime,
+  json_extract_string(r, '$.eventSource') AS eventsource,
+  json_extract_string(r, '$.eventName') AS eventname,
+  json_extract_string(r, '$.awsRegion') AS awsregion,
+  json_extract_string(r, '$.sourceIPAddress') AS sourceipaddress,
+  json_extract_string(r, '$.userAgent') AS useragent,
+  json_extract_string(r, '$.errorCode') AS errorcode,
+  json_extract_string(r, '$.errorMessage') AS errormessage,
+  nullif(json_extract(r, '$.requestParameters')::VARCHAR, 'null') AS requestparameters,
+  nullif(json_extract(r, '$.responseElements')::VARCHAR, 'null') AS responseelements,
+  nullif(json_extract(r, '$.additionalEventData')::VARCHAR, 'null') AS additionaleventdata,
+  json_extract_string(r, '$.requestID') AS requestid,
+  json_extract_string(r, '$.eventID') AS eventid,
+  json_extract_string(r, '$.readOnly') AS readonly,
+  list_transform(
+    from_json(json_extract(r, '$.resources'), '[{"ARN":"VARCHAR","accountId":"VARCHAR","type":"VARCHAR"}]'),
+    x -> {'arn': x.ARN, 'accountid': x.accountId, 'type': x.type}) AS resources,
+  json_extract_string(r, '$.eventType') AS eventtype,
+  json_extract_string(r, '$.recipientAccountId') AS recipientaccountid,
+  f.account AS account, f.region AS region, f."date" AS "date", f."timestamp" AS "timestamp",
+  f.path AS "$path"
+FROM raw JOIN files f ON f.file = raw.filename
+"""
+
+
+def _partition_conditions(sql: str) -> list:
+    """The lines of the WHERE that name only partition columns (trail-for writes one a line)."""
+    out = []
+    where = sql.split("\nWHERE ", 1)
+    if len(where) < 2:
+        return out
+    for line in _re.split(r"\n  AND ", where[1]):
+        cols = set(_re.findall(r'e\.("?)([a-z$]+)\1', line))
+        names = {c for _, c in cols}
+        if names and names <= set(_PARTITION_COLUMNS):
+            out.append(line)
+    return out
+
+
+def _execute(sql: str, table: dict, account_id: str):
+    """Runs `sql` (Athena's dialect) with DuckDB: (column names, rows of strings, bytes scanned)."""
+    import duckdb
+
+    objects = _objects(table["location"], account_id)
+    layout = table.get("layout", "org")
+    with _tempfile.TemporaryDirectory() as tmp:
+        con = duckdb.connect()
+        con.execute("CREATE TEMP TABLE files (file VARCHAR, path VARCHAR, account VARCHAR, region VARCHAR, "
+                    "\"date\" VARCHAR, \"timestamp\" VARCHAR, size BIGINT)")
+        files = []
+        for i, (uri, (acct, region, day), data) in enumerate(objects):
+            local = os.path.join(tmp, f"{i:06d}" + (".json.gz" if uri.endswith(".gz") else ".json"))
+            with open(local, "wb") as f:
+                f.write(data)
+            if layout == "org":
+                row = (local, uri, acct, region, day, None, len(data))
+            else:
+                row = (local, uri, None, None, None, day, len(data))
+            files.append(row)
+        if files:
+            con.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", files)
+            listed = "[" + ", ".join("'" + f[0].replace("'", "''") + "'" for f in files) + "]"
+            con.execute(_VIEW.replace("{files}", listed))
+        else:
+            con.execute("CREATE TEMP VIEW ct AS SELECT * FROM (SELECT NULL::VARCHAR AS eventid) WHERE false")
+        conditions = _partition_conditions(sql)
+        where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
+        scanned = con.execute(f"SELECT coalesce(sum(size), 0) FROM files e{where}").fetchone()[0]
+        duck = _re.sub(r"json_extract_scalar\(", "json_extract_string(", sql)
+        duck = _re.sub(r'"[^"]+"\."[^"]+"(\s+e\b)', r"ct\1", duck, count=1)
+        result = con.execute(duck)
+        columns = [d[0] for d in result.description]
+        rows = [[None if v is None else str(v) for v in row] for row in result.fetchall()]
+        con.close()
+    return columns, rows, int(scanned)
+
+
+_original_start = athena_responses.AthenaResponse.start_query_execution
+
+
+def start_query_execution(self):
+    path, config = _athena_config()
+    if config is None:
+        return _original_start(self)
+    query = self._get_param("QueryString")
+    database = (self._get_param("QueryExecutionContext") or {}).get("Database", "default")
+    m = _re.search(r'FROM\s+"([^"]+)"\."([^"]+)"', query) or _re.search(r"FROM\s+(\w+)\.(\w+)", query)
+    name = f"{m.group(1)}.{m.group(2)}" if m else ""
+    with _athena_lock:
+        path, config = _athena_config()
+        table = config.get("tables", {}).get(name)
+        if table is not None and table.get("throttle", 0) > 0:
+            table["throttle"] -= 1
+            with open(path + ".tmp", "w") as f:
+                json.dump(config, f)
+            os.replace(path + ".tmp", path)
+            raise _Error("TooManyRequestsException", "Rate exceeded (stand-in: throttle set in " + ATHENA_ENV + ")")
+    failure, scanned = None, 0
+    if table is None:
+        failure = (f"TABLE_NOT_FOUND: line 1:1: Table 'awsdatacatalog.{name or database}' does not exist", "USER")
+    else:
+        try:
+            columns, rows, scanned = _execute(query, table, self.current_account)
+        except Exception as e:  # DuckDB refused the SQL: what Athena calls a failed query
+            failure = (f"GENERIC_USER_ERROR: {e}", "USER")
+        else:
+            from moto.moto_api._internal.models import moto_api_backend
+
+            header = {"Data": [{"VarCharValue": c} for c in columns]}
+            data = [{"Data": [{} if v is None else {"VarCharValue": v} for v in row]} for row in rows]
+            column_info = [{"CatalogName": "hive", "SchemaName": "", "TableName": "", "Name": c,
+                            "Label": c, "Type": "varchar", "Precision": 0, "Scale": 0,
+                            "Nullable": "UNKNOWN", "CaseSensitive": True} for c in columns]
+            moto_api_backend.set_athena_result(rows=[header] + data, column_info=column_info,
+                                               account_id=self.current_account, region=self.region)
+    answer = _original_start(self)
+    exec_id = json.loads(answer)["QueryExecutionId"] if isinstance(answer, str) else None
+    if exec_id:
+        with _athena_lock:
+            _athena_scanned[exec_id] = scanned
+            if failure:
+                _athena_failed[exec_id] = failure
+    return answer
+
+
+_original_get_execution = athena_responses.AthenaResponse.get_query_execution
+
+
+def get_query_execution(self):
+    answer = json.loads(_original_get_execution(self))
+    exec_id = self._get_param("QueryExecutionId")
+    execution = answer["QueryExecution"]
+    with _athena_lock:
+        failure = _athena_failed.get(exec_id)
+        scanned = _athena_scanned.get(exec_id)
+    if scanned is not None and execution["Status"]["State"] != "QUEUED":
+        execution["Statistics"]["DataScannedInBytes"] = scanned
+    if failure and execution["Status"]["State"] == "SUCCEEDED":
+        execution["Status"]["State"] = "FAILED"
+        execution["Status"]["StateChangeReason"] = failure[0]
+        execution["Status"]["AthenaError"] = {"ErrorCategory": 2, "ErrorType": 1006,
+                                              "Retryable": False, "ErrorMessage": failure[0]}
+    return json.dumps(answer)
+
+
+_original_get_results = athena_responses.AthenaResponse.get_query_results
+
+
+def get_query_results(self):
+    exec_id = self._get_param("QueryExecutionId")
+    with _athena_lock:
+        failure = _athena_failed.get(exec_id)
+    if failure:
+        raise _Error("InvalidRequestException", f"Query has not yet finished. Current state: FAILED: {failure[0]}")
+    answer = json.loads(_original_get_results(self))
+    size = int(self._get_param("MaxResults") or 1000)
+    if not 1 <= size <= 1000:
+        raise _Error("InvalidRequestException", "MaxResults must be between 1 and 1000")
+    start = int(self._get_param("NextToken") or 0)
+    rows = answer["ResultSet"]["Rows"]
+    answer["ResultSet"]["Rows"] = rows[start:start + size]
+    if start + size < len(rows):
+        answer["NextToken"] = str(start + size)
+    return json.dumps(answer)
+
+
+athena_responses.AthenaResponse.start_query_execution = start_query_execution
+athena_responses.AthenaResponse.get_query_execution = get_query_execution
+athena_responses.AthenaResponse.get_query_results = get_query_results
+
+
 if __name__ == "__main__":
     from moto.server import main
 
     print(
-        f"moto {moto.__version__} with the KMS DIGEST fix and the LookupEvents and ListPublicKeys stand-ins "
+        f"moto {moto.__version__} with the KMS DIGEST fix, the LookupEvents and ListPublicKeys stand-ins and the Athena executor "
         f"({LOOKUP_EVENTS_ENV}={os.environ.get(LOOKUP_EVENTS_ENV, '')})",
         file=sys.stderr,
         flush=True,

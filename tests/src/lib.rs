@@ -70,6 +70,8 @@ pub struct Env {
     pub lookup_events_file: PathBuf,
     /// What the emulator's `ListPublicKeys` stand-in answers (see [`digests::key`]).
     pub cloudtrail_public_keys_file: PathBuf,
+    /// The Athena tables the emulator's stand-in executor knows (see [`AthenaTable`]).
+    pub athena_tables_file: PathBuf,
 }
 
 pub fn env() -> &'static Env {
@@ -92,6 +94,7 @@ pub fn env() -> &'static Env {
         env_dir: var("SIGTRAIL_ENV_DIR").into(),
         lookup_events_file: var("SIGTRAIL_MOTO_LOOKUP_EVENTS_FILE").into(),
         cloudtrail_public_keys_file: var("SIGTRAIL_MOTO_CLOUDTRAIL_PUBLIC_KEYS").into(),
+        athena_tables_file: var("SIGTRAIL_MOTO_ATHENA_TABLES").into(),
     })
 }
 
@@ -286,6 +289,59 @@ fn write_lookup_events(records: &[serde_json::Value]) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, doc.to_string()).expect("write lookup events");
     std::fs::rename(&tmp, path).expect("rename lookup events");
+}
+
+/// An Athena table the emulator's stand-in executor runs queries on (`scripts/moto_server.py`,
+/// 5.: DuckDB over a view of the CloudTrail table's schema, built from the log files in the
+/// emulator's S3 under `location`; moto itself runs no SQL). Each test adds its own table to
+/// the shared file under a lock; on drop it is taken out again.
+pub struct AthenaTable {
+    pub name: String,
+}
+
+static ATHENA_LOCK: Mutex<()> = Mutex::new(());
+
+fn edit_athena_tables(edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) {
+    let _lock = ATHENA_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let path = &env().athena_tables_file;
+    let mut doc: serde_json::Value = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| serde_json::json!({"tables": {}}));
+    if !doc["tables"].is_object() {
+        doc["tables"] = serde_json::json!({});
+    }
+    edit(doc["tables"].as_object_mut().expect("tables"));
+    // Write then rename, so the server never reads half a file.
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    std::fs::write(&tmp, doc.to_string()).expect("write athena tables");
+    std::fs::rename(&tmp, path).expect("rename athena tables");
+}
+
+impl AthenaTable {
+    /// `DATABASE.TABLE` over `location` (`s3://BUCKET/PREFIX/`), partitioned as `layout`
+    /// (`org` or `account`); the next `throttle` queries on it are refused as throttled.
+    pub fn add(name: &str, location: &str, layout: &str, throttle: u32) -> AthenaTable {
+        edit_athena_tables(|tables| {
+            tables.insert(
+                name.to_string(),
+                serde_json::json!({"location": location, "layout": layout, "throttle": throttle}),
+            );
+        });
+        AthenaTable {
+            name: name.to_string(),
+        }
+    }
+}
+
+impl Drop for AthenaTable {
+    fn drop(&mut self) {
+        edit_athena_tables(|tables| {
+            tables.remove(&self.name);
+        });
+    }
 }
 
 /// The `../shared` folder beside the repository (vectors, CloudTrail samples), or

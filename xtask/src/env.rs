@@ -58,7 +58,7 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
             let json = fs::read_to_string(dir.join("env.json"))?;
             let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json)?;
             // An environment started by an older xtask lacks newer contract variables: restart.
-            if map.contains_key("SIGTRAIL_COSIGN") {
+            if map.contains_key("SIGTRAIL_MOTO_ATHENA_TABLES") {
                 step(&format!("env: already up in {}", dir.display()));
                 let vars = map
                     .into_iter()
@@ -69,7 +69,7 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
                     vars,
                 });
             }
-            step("env: up, but started by an older xtask (no SIGTRAIL_COSIGN): restarting");
+            step("env: up, but started by an older xtask (no SIGTRAIL_MOTO_ATHENA_TABLES): restarting");
         }
         down(dir)?;
     }
@@ -116,6 +116,8 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
     fs::write(&kms_calls, "")?;
     let public_keys = dir.join("cloudtrail-public-keys.json");
     fs::write(&public_keys, "{\"PublicKeyList\":[]}\n")?;
+    let athena_tables = dir.join("athena-tables.json");
+    fs::write(&athena_tables, "{\"tables\":{}}\n")?;
 
     let scripts = root.join("scripts");
     let mut moto = Command::new(&tools.python);
@@ -123,7 +125,8 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
         .args(["-H", "127.0.0.1", "-p", "0"])
         .env("SIGTRAIL_MOTO_LOOKUP_EVENTS_FILE", &lookup_events)
         .env("SIGTRAIL_MOTO_KMS_CALLS", &kms_calls)
-        .env("SIGTRAIL_MOTO_CLOUDTRAIL_PUBLIC_KEYS", &public_keys);
+        .env("SIGTRAIL_MOTO_CLOUDTRAIL_PUBLIC_KEYS", &public_keys)
+        .env("SIGTRAIL_MOTO_ATHENA_TABLES", &athena_tables);
     let registry = |cfg: &str| {
         let mut cmd = Command::new("docker-registry");
         cmd.arg("serve").arg(dir.join(cfg));
@@ -259,6 +262,10 @@ pub fn up(root: &Path, dir: &Path, tools: &Tools, detach: bool) -> Result<Env> {
         (
             "SIGTRAIL_MOTO_CLOUDTRAIL_PUBLIC_KEYS",
             public_keys.display().to_string(),
+        ),
+        (
+            "SIGTRAIL_MOTO_ATHENA_TABLES",
+            athena_tables.display().to_string(),
         ),
     ]
     .into_iter()

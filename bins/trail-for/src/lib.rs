@@ -35,6 +35,7 @@ use sigtrail::ecr::EcrAlias;
 use sigtrail::harness::Common;
 use sigtrail::trail::integrity::Mode as IntegrityMode;
 use sigtrail::trail::keys::KeySpec;
+use sigtrail::trail::source::athena::Layout as AthenaLayout;
 use sigtrail::trail::source::{Range, Source};
 use sigtrail::trail::{Config, TrailFor};
 
@@ -73,6 +74,12 @@ SOURCES (--cloudtrail, repeatable):
                        only the days between --since and --until are listed
   DIR or FILE          the same files on disk, or any *.json / *.json.gz under DIR
   lookup[:REGION]      the LookupEvents API (last 90 days)
+  athena:DB.TABLE      an Athena table over the trail bucket (docs/athena.md has the DDL):
+                       only the queries the records need, partitions pruned by date (and by
+                       the keys' account and region); bytes scanned and cost on stderr;
+                       --athena-workgroup, --athena-output, --athena-max-scan, --athena-layout.
+                       With --integrity, every S3 object a row came from is fetched and checked
+                       against the digests, and the others the digests list must still exist
 A log file, directory or source that cannot be read is a gap: it is named on stderr and in
 trail.warnings, and while there is one no image is trusted (at best unexplained) and
 --key-usage ends with a trail_gap error record.
@@ -166,6 +173,20 @@ pub struct Args {
     /// digest, sha256, version_id, worm), then the tampering findings and gaps
     #[arg(long, value_name = "FILE")]
     pub integrity_report: Option<PathBuf>,
+    /// Athena workgroup for athena: sources [default: Athena's, primary]
+    #[arg(long, value_name = "NAME")]
+    pub athena_workgroup: Option<String>,
+    /// Where Athena writes query results (s3://BUCKET/PREFIX/), when the workgroup sets none
+    #[arg(long, value_name = "S3_URI")]
+    pub athena_output: Option<String>,
+    /// Stop any Athena query that scans more than BYTES (a number, or with kB, MB, GB or TB:
+    /// powers of 1000) and fail the source; what was scanned is billed
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub athena_max_scan: Option<u64>,
+    /// How the Athena table is partitioned: org (account, region, date: an organization trail)
+    /// or account (timestamp: AWS's partition-projection table of one account and region)
+    #[arg(long, value_name = "LAYOUT", default_value = "org", value_parser = parse_layout)]
+    pub athena_layout: AthenaLayout,
     /// Keep every event read, not only those the input records can use (for the equivalence
     /// test: the answers are the same, memory grows with the trail)
     #[arg(long, hide = true)]
@@ -195,6 +216,27 @@ fn parse_until(s: &str) -> Result<DateTime<Utc>, String> {
     }
 }
 
+fn parse_layout(s: &str) -> Result<AthenaLayout, String> {
+    s.parse()
+}
+
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let bad = || format!("{s:?} is not a size: use bytes, or e.g. 500MB, 2GB, 1TB");
+    let t = s.trim();
+    let at = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(at);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let scale: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(scale).ok_or_else(bad)
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: i64 = n
@@ -211,11 +253,25 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Turns the flags into the tool.
 pub async fn build(args: Args) -> Result<TrailFor> {
-    let sources = args
+    let mut sources = args
         .cloudtrail
         .iter()
         .map(|s| s.parse::<Source>().map_err(|e| anyhow!(e)))
         .collect::<Result<Vec<_>>>()?;
+    for source in &mut sources {
+        if let Source::Athena(a) = source {
+            a.workgroup.clone_from(&args.athena_workgroup);
+            a.output.clone_from(&args.athena_output);
+            a.max_scan = args.athena_max_scan;
+            a.layout = args.athena_layout;
+        }
+    }
+    if let Some(out) = &args.athena_output {
+        anyhow::ensure!(
+            out.starts_with("s3://"),
+            "--athena-output {out}: give an S3 location, s3://BUCKET/PREFIX/"
+        );
+    }
     let keys = args
         .key
         .iter()
@@ -293,6 +349,11 @@ mod tests {
         assert_eq!(parse_duration("15m").unwrap(), Duration::minutes(15));
         assert_eq!(parse_duration("900").unwrap(), Duration::seconds(900));
         assert!(parse_duration("1d").is_err());
+        assert_eq!(parse_bytes("500MB").unwrap(), 500_000_000);
+        assert_eq!(parse_bytes("1024").unwrap(), 1024);
+        assert_eq!(parse_bytes("2 gb").unwrap(), 2_000_000_000);
+        assert!(parse_bytes("1PB").is_err());
+        assert!(parse_bytes("99999999999TB").is_err());
     }
 
     #[test]

@@ -221,7 +221,7 @@ impl TrailFor {
             .config
             .sources
             .iter()
-            .filter(|s| !matches!(s, Source::Lookup { .. }))
+            .filter(|s| !matches!(s, Source::Lookup { .. } | Source::Athena(_)))
             .cloned()
             .collect();
         let roles = interest::Interest::roles_of(&loaded.events);

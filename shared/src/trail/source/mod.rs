@@ -24,6 +24,7 @@ use super::event::{self, Event, Parsed};
 use super::integrity::{DigestRead, LogRead};
 use super::interest::{Interest, Roles};
 
+pub mod athena;
 mod local;
 mod lookup;
 mod s3;
@@ -36,9 +37,16 @@ const S3_CONCURRENCY: usize = 16;
 /// One place events are read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    S3 { bucket: String, prefix: String },
+    S3 {
+        bucket: String,
+        prefix: String,
+    },
     Local(PathBuf),
-    Lookup { region: Option<String> },
+    Lookup {
+        region: Option<String>,
+    },
+    /// `athena:DATABASE.TABLE`, with the `--athena-*` settings.
+    Athena(Box<athena::Athena>),
 }
 
 impl std::str::FromStr for Source {
@@ -66,9 +74,13 @@ impl std::str::FromStr for Source {
                 region: Some(region.to_string()),
             });
         }
+        if let Some(table) = s.strip_prefix("athena:") {
+            return athena::Athena::parse(table).map(|a| Source::Athena(Box::new(a)));
+        }
         if s.contains("://") {
             return Err(format!(
-                "{s}: unknown source; use s3://BUCKET/PREFIX, a local directory, or lookup"
+                "{s}: unknown source; use s3://BUCKET/PREFIX, a local directory, lookup, or \
+                 athena:DATABASE.TABLE"
             ));
         }
         Ok(Source::Local(PathBuf::from(s)))
@@ -82,6 +94,7 @@ impl std::fmt::Display for Source {
             Source::Local(p) => write!(f, "{}", p.display()),
             Source::Lookup { region: None } => f.write_str("lookup"),
             Source::Lookup { region: Some(r) } => write!(f, "lookup:{r}"),
+            Source::Athena(a) => write!(f, "athena:{}.{}", a.database, a.table),
         }
     }
 }
@@ -167,6 +180,11 @@ pub struct Loaded {
     /// [`super::interest::role_hash`]es of the access key ids and assumed-role ARNs they
     /// returned, kept or not, so that the second pass reads only the files it needs.
     pub roles_in: std::collections::HashMap<String, Vec<u64>>,
+    /// Log folders (bucket, `.../CloudTrail/REGION/`) whose keys in the range were listed, not
+    /// read: Athena's, beside the files its rows came from.
+    pub listed_folders: std::collections::BTreeSet<(String, String)>,
+    /// What that listing found (`BUCKET/KEY`): there, though not read.
+    pub present: HashSet<String>,
 }
 
 impl Loaded {
@@ -281,10 +299,14 @@ impl Loaded {
                 });
             }
         }
+        let present = self.present.clone();
         move |bucket: &str, key: &str| {
             let Some(f) = log_folder(key) else {
                 return false;
             };
+            if present.contains(&format!("{bucket}/{key}")) {
+                return false;
+            }
             let here = folders.contains(&format!("{bucket}/{f}"))
                 || layout_tail(&f).is_some_and(|t| folders.contains(t));
             here && day_of(key).is_none_or(|d| range.day_wanted(d))
@@ -325,6 +347,8 @@ pub async fn load(sources: &[Source], range: Range, names: &[&str], interest: &I
                 loaded.logs.extend(part.logs);
                 loaded.digests.extend(part.digests);
                 loaded.roles_in.extend(part.roles_in);
+                loaded.listed_folders.extend(part.listed_folders);
+                loaded.present.extend(part.present);
                 loaded.warnings.extend(part.warnings);
             }
             Err(e) => {
@@ -354,6 +378,8 @@ async fn load_one(
             };
             lookup::load_lookup(region.as_deref(), range, names, &interest).await
         }
+        // Athena runs its own second query for the role assumptions.
+        Source::Athena(athena) => athena::load_athena(athena, range, interest).await,
     }
 }
 

@@ -23,7 +23,7 @@ pub(super) async fn s3_client() -> aws_sdk_s3::Client {
 }
 
 /// One ListObjectsV2 listing (all pages): (sub-prefixes, object keys).
-async fn list(
+pub(super) async fn list(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     prefix: &str,
@@ -157,45 +157,7 @@ pub(super) async fn load_s3(
     let mut results = futures::stream::iter(keys)
         .map(|key| {
             let client = client.clone();
-            async move {
-                let body = client.get_object().bucket(bucket).key(&key).send().await;
-                let mut read = LogRead {
-                    origin: format!("s3://{bucket}/{key}"),
-                    bucket: Some(bucket.to_string()),
-                    key: key.clone(),
-                    ..LogRead::default()
-                };
-                let result = match body {
-                    Err(e) => Err(format!(
-                        "cannot read: {}",
-                        aws_smithy_types::error::display::DisplayErrorContext(&e)
-                    )),
-                    Ok(out) if out.content_length.is_some_and(|n| n > MAX_S3_OBJECT_BYTES) => {
-                        Err(format!(
-                            "{} bytes, more than the {MAX_S3_OBJECT_BYTES} read of one log file",
-                            out.content_length.unwrap_or_default()
-                        ))
-                    }
-                    Ok(out) => {
-                        read.version_id = out.version_id().map(str::to_string);
-                        read.lock = Some(Lock {
-                            mode: out.object_lock_mode().map(|m| m.as_str().to_string()),
-                            retain_until: out
-                                .object_lock_retain_until_date()
-                                .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0)),
-                            bucket: BucketLock::Off,
-                        });
-                        match out.body.collect().await {
-                            Ok(data) => {
-                                parse_blocking(data.into_bytes().to_vec(), interest.hash_files)
-                                    .await
-                            }
-                            Err(e) => Err(format!("cannot read: {e}")),
-                        }
-                    }
-                };
-                (read, result)
-            }
+            async move { fetch_log(&client, bucket, &key, interest.hash_files).await }
         })
         .buffer_unordered(S3_CONCURRENCY);
     let mut folders = std::collections::BTreeSet::new();
@@ -216,8 +178,49 @@ pub(super) async fn load_s3(
     Ok(loaded)
 }
 
+/// Fetches and parses one log file: where it was read (version, retention) and what it held.
+pub(super) async fn fetch_log(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    hash: bool,
+) -> (LogRead, Result<crate::trail::event::Parsed, String>) {
+    let body = client.get_object().bucket(bucket).key(key).send().await;
+    let mut read = LogRead {
+        origin: format!("s3://{bucket}/{key}"),
+        bucket: Some(bucket.to_string()),
+        key: key.to_string(),
+        ..LogRead::default()
+    };
+    let result = match body {
+        Err(e) => Err(format!(
+            "cannot read: {}",
+            aws_smithy_types::error::display::DisplayErrorContext(&e)
+        )),
+        Ok(out) if out.content_length.is_some_and(|n| n > MAX_S3_OBJECT_BYTES) => Err(format!(
+            "{} bytes, more than the {MAX_S3_OBJECT_BYTES} read of one log file",
+            out.content_length.unwrap_or_default()
+        )),
+        Ok(out) => {
+            read.version_id = out.version_id().map(str::to_string);
+            read.lock = Some(Lock {
+                mode: out.object_lock_mode().map(|m| m.as_str().to_string()),
+                retain_until: out
+                    .object_lock_retain_until_date()
+                    .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0)),
+                bucket: BucketLock::Off,
+            });
+            match out.body.collect().await {
+                Ok(data) => parse_blocking(data.into_bytes().to_vec(), hash).await,
+                Err(e) => Err(format!("cannot read: {e}")),
+            }
+        }
+    };
+    (read, result)
+}
+
 /// The bucket's Object Lock configuration, once per source.
-async fn bucket_lock(client: &aws_sdk_s3::Client, bucket: &str) -> BucketLock {
+pub(super) async fn bucket_lock(client: &aws_sdk_s3::Client, bucket: &str) -> BucketLock {
     use aws_sdk_s3::error::ProvideErrorMetadata;
     match client
         .get_object_lock_configuration()
@@ -246,7 +249,7 @@ async fn bucket_lock(client: &aws_sdk_s3::Client, bucket: &str) -> BucketLock {
 
 /// The digest files of one digest folder in the days of the range, each with its signature
 /// from the object's metadata.
-async fn digests(
+pub(super) async fn digests(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     folder: &str,
