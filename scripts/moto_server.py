@@ -469,7 +469,7 @@ SELECT
     x -> {'arn': x.ARN, 'accountid': x.accountId, 'type': x.type}) AS resources,
   json_extract_string(r, '$.eventType') AS eventtype,
   json_extract_string(r, '$.recipientAccountId') AS recipientaccountid,
-  f.account AS account, f.region AS region, f."date" AS "date", f."timestamp" AS "timestamp",
+  {partitions},
   f.path AS "$path"
 FROM raw JOIN files f ON f.file = raw.filename
 """
@@ -509,12 +509,18 @@ def _execute(sql: str, table: dict, account_id: str):
             else:
                 row = (local, uri, None, None, None, day, len(data))
             files.append(row)
-        if files:
-            con.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", files)
-            listed = "[" + ", ".join("'" + f[0].replace("'", "''") + "'" for f in files) + "]"
-            con.execute(_VIEW.replace("{files}", listed))
-        else:
-            con.execute("CREATE TEMP VIEW ct AS SELECT * FROM (SELECT NULL::VARCHAR AS eventid) WHERE false")
+        if not files:
+            # An empty table still has every column: one empty log file, in no partition.
+            local = os.path.join(tmp, "empty.json")
+            with open(local, "w") as f:
+                f.write('{"Records": []}')
+            files.append((local, None, None, None, None, None, 0))
+        con.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", files)
+        listed = "[" + ", ".join("'" + f[0].replace("'", "''") + "'" for f in files) + "]"
+        # The table has the partition columns of its layout only, as Athena's would.
+        partitions = ('f.account AS account, f.region AS region, f."date" AS "date"'
+                      if layout == "org" else 'f."timestamp" AS "timestamp"')
+        con.execute(_VIEW.replace("{files}", listed).replace("{partitions}", partitions))
         conditions = _partition_conditions(sql)
         where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
         scanned = con.execute(f"SELECT coalesce(sum(size), 0) FROM files e{where}").fetchone()[0]

@@ -28,6 +28,9 @@ mod integrity;
 #[path = "trail_for/cosign.rs"]
 mod cosign;
 
+#[path = "trail_for/athena.rs"]
+mod athena;
+
 const SUBJECT: &str = "repo:acme/app:ref:refs/heads/main";
 
 fn records(out: &Output) -> Vec<Value> {

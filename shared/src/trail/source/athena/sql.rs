@@ -205,7 +205,9 @@ pub fn first_pass(
             "e.eventname = 'Sign'".to_string(),
         ];
         if keys.is_empty() {
-            rest.push("r.type = 'AWS::KMS::Key'".to_string());
+            // A key's ARN, as `event::is_key_arn` reads it (not the resource type, which a
+            // record may leave out).
+            rest.push("r.arn LIKE 'arn:%:kms:%:key/%'".to_string());
         } else {
             let arns: Vec<String> = keys.iter().filter_map(|k| k.arn.clone()).collect();
             unsearchable.extend(
@@ -403,7 +405,7 @@ mod tests {
             ..usage
         };
         let (queries, _) = first_pass(&table, Layout::Org, &Range::default(), &every);
-        assert!(queries[0].sql.contains("r.type = 'AWS::KMS::Key'"));
+        assert!(queries[0].sql.contains("r.arn LIKE 'arn:%:kms:%:key/%'"));
         assert!(!queries[0].sql.contains("\"date\""), "{}", queries[0].sql);
     }
 
