@@ -385,18 +385,16 @@ for _action, _method in (("GetPublicKey", "get_public_key"), ("DescribeKey", "de
 # 5. Athena: a DuckDB executor behind moto's results queue
 # ---------------------------------------------------------------------------------------------
 import re as _re
-import tempfile as _tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import athena_duckdb  # noqa: E402  (the DuckDB engine: view, translation, bytes scanned)
 
 from moto.athena import responses as athena_responses
-from moto.athena.models import athena_backends
 
 ATHENA_ENV = "SIGTRAIL_MOTO_ATHENA_TABLES"
 _athena_lock = threading.Lock()
 _athena_failed = {}   # QueryExecutionId -> (reason, error type)
 _athena_scanned = {}  # QueryExecutionId -> bytes
-_athena_pending = []  # (reason, scanned) of the query being started, taken by its id
-_PARTITION_COLUMNS = ("account", "region", "date", "timestamp")
-_LAYOUT = _re.compile(r"AWSLogs/(?:o-[^/]+/)?(\d{12})/CloudTrail/([^/]+)/(\d{4}/\d{2}/\d{2})/[^/]+\.json(?:\.gz)?$")
 
 
 def _athena_config():
@@ -418,119 +416,15 @@ def _objects(location: str, account_id: str):
         key = bucket.keys[name]
         if not isinstance(key, FakeKey) or not name.startswith(prefix):
             continue
-        m = _LAYOUT.search(name)
+        m = athena_duckdb.LAYOUT.search(name)
         if m:
             out.append((f"s3://{bucket_name}/{name}", m.groups(), key.value))
     return out
 
 
-_VIEW = """
-CREATE OR REPLACE TEMP VIEW ct AS
-WITH raw AS (
-  SELECT filename, unnest(Records) AS r
-  FROM read_json({files}, columns={'Records': 'JSON[]'}, filename=true, format='auto')
-)
-SELECT
-  json_extract_string(r, '$.eventVersion') AS eventversion,
-  {'type': json_extract_string(r, '$.userIdentity.type'),
-   'principalid': json_extract_string(r, '$.userIdentity.principalId'),
-   'arn': json_extract_string(r, '$.userIdentity.arn'),
-   'accountid': json_extract_string(r, '$.userIdentity.accountId'),
-   'invokedby': json_extract_string(r, '$.userIdentity.invokedBy'),
-   'accesskeyid': json_extract_string(r, '$.userIdentity.accessKeyId'),
-   'username': json_extract_string(r, '$.userIdentity.userName'),
-   'identityprovider': json_extract_string(r, '$.userIdentity.identityProvider'),
-   'sessioncontext': {
-     'sessionissuer': {
-       'type': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.type'),
-       'principalid': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.principalId'),
-       'arn': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.arn'),
-       'accountid': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.accountId'),
-       'username': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.userName')},
-     'webidfederationdata': {
-       'federatedprovider': json_extract_string(r, '$.userIdentity.sessionContext.webIdFederationData.federatedProvider')}}
-  } AS useridentity,
-  json_extract_string(r, '$.eventTime') AS eventtime,
-  json_extract_string(r, '$.eventSource') AS eventsource,
-  json_extract_string(r, '$.eventName') AS eventname,
-  json_extract_string(r, '$.awsRegion') AS awsregion,
-  json_extract_string(r, '$.sourceIPAddress') AS sourceipaddress,
-  json_extract_string(r, '$.userAgent') AS useragent,
-  json_extract_string(r, '$.errorCode') AS errorcode,
-  json_extract_string(r, '$.errorMessage') AS errormessage,
-  nullif(json_extract(r, '$.requestParameters')::VARCHAR, 'null') AS requestparameters,
-  nullif(json_extract(r, '$.responseElements')::VARCHAR, 'null') AS responseelements,
-  nullif(json_extract(r, '$.additionalEventData')::VARCHAR, 'null') AS additionaleventdata,
-  json_extract_string(r, '$.requestID') AS requestid,
-  json_extract_string(r, '$.eventID') AS eventid,
-  json_extract_string(r, '$.readOnly') AS readonly,
-  list_transform(
-    from_json(json_extract(r, '$.resources'), '[{"ARN":"VARCHAR","accountId":"VARCHAR","type":"VARCHAR"}]'),
-    x -> {'arn': x.ARN, 'accountid': x.accountId, 'type': x.type}) AS resources,
-  json_extract_string(r, '$.eventType') AS eventtype,
-  json_extract_string(r, '$.recipientAccountId') AS recipientaccountid,
-  {partitions},
-  f.path AS "$path"
-FROM raw JOIN files f ON f.file = raw.filename
-"""
-
-
-def _partition_conditions(sql: str) -> list:
-    """The lines of the WHERE that name only partition columns (trail-for writes one a line)."""
-    out = []
-    where = sql.split("\nWHERE ", 1)
-    if len(where) < 2:
-        return out
-    for line in _re.split(r"\n  AND ", where[1]):
-        cols = set(_re.findall(r'e\.("?)([a-z$]+)\1', line))
-        names = {c for _, c in cols}
-        if names and names <= set(_PARTITION_COLUMNS):
-            out.append(line)
-    return out
-
-
 def _execute(sql: str, table: dict, account_id: str):
-    """Runs `sql` (Athena's dialect) with DuckDB: (column names, rows of strings, bytes scanned)."""
-    import duckdb
-
-    objects = _objects(table["location"], account_id)
-    layout = table.get("layout", "org")
-    with _tempfile.TemporaryDirectory() as tmp:
-        con = duckdb.connect()
-        con.execute("CREATE TEMP TABLE files (file VARCHAR, path VARCHAR, account VARCHAR, region VARCHAR, "
-                    "\"date\" VARCHAR, \"timestamp\" VARCHAR, size BIGINT)")
-        files = []
-        for i, (uri, (acct, region, day), data) in enumerate(objects):
-            local = os.path.join(tmp, f"{i:06d}" + (".json.gz" if uri.endswith(".gz") else ".json"))
-            with open(local, "wb") as f:
-                f.write(data)
-            if layout == "org":
-                row = (local, uri, acct, region, day, None, len(data))
-            else:
-                row = (local, uri, None, None, None, day, len(data))
-            files.append(row)
-        if not files:
-            # An empty table still has every column: one empty log file, in no partition.
-            local = os.path.join(tmp, "empty.json")
-            with open(local, "w") as f:
-                f.write('{"Records": []}')
-            files.append((local, None, None, None, None, None, 0))
-        con.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", files)
-        listed = "[" + ", ".join("'" + f[0].replace("'", "''") + "'" for f in files) + "]"
-        # The table has the partition columns of its layout only, as Athena's would.
-        partitions = ('f.account AS account, f.region AS region, f."date" AS "date"'
-                      if layout == "org" else 'f."timestamp" AS "timestamp"')
-        con.execute(_VIEW.replace("{files}", listed).replace("{partitions}", partitions))
-        conditions = _partition_conditions(sql)
-        where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
-        scanned = con.execute(f"SELECT coalesce(sum(size), 0) FROM files e{where}").fetchone()[0]
-        duck = _re.sub(r"json_extract_scalar\(", "json_extract_string(", sql)
-        duck = _re.sub(r'"[^"]+"\."[^"]+"(\s+e\b)', r"ct\1", duck, count=1)
-        result = con.execute(duck)
-        columns = [d[0] for d in result.description]
-        rows = [[None if v is None else str(v) for v in row] for row in result.fetchall()]
-        con.close()
-    return columns, rows, int(scanned)
+    """Runs `sql` (Athena's dialect) with DuckDB over the table's objects in moto's S3."""
+    return athena_duckdb.execute(sql, _objects(table["location"], account_id), table.get("layout", "org"))
 
 
 _original_start = athena_responses.AthenaResponse.start_query_execution

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""DuckDB standing in for Athena over CloudTrail log files: used by the emulator's Athena
+executor (moto_server.py, 5.) and by the benchmark (bench-athena-duckdb.py).
+
+* The table: a view with the columns of the CloudTrail table docs/athena.md defines (AWS's
+  column list plus useridentity.identityprovider), one row per record of each log file's
+  {"Records": [...]}, requestparameters / responseelements / additionaleventdata kept as JSON
+  text (as the JsonSerDe gives them: declared STRING), resources as a list of structs, the
+  partition columns of the layout (`org`: account, region, date; `account`: timestamp), and
+  "$path", the object's s3:// URI.
+* The translation from Athena's dialect is what trail-for's queries need and no more:
+  json_extract_scalar -> json_extract_string, "DB"."TABLE" e -> the view. DuckDB reads the
+  rest as Trino does: struct fields (e.useridentity.arn), CROSS JOIN UNNEST(e.resources) AS
+  u(r), LIKE, IN, BETWEEN, CAST(NULL AS varchar).
+* Bytes scanned: Athena bills a JSON table by the whole size of every object in the
+  partitions a query selects. This sums the objects' sizes over the conditions of the query's
+  WHERE that name only partition columns (trail-for writes one condition a line).
+"""
+import os
+import re
+import tempfile
+
+PARTITION_COLUMNS = ("account", "region", "date", "timestamp")
+# AWSLogs/[o-ORG/]ACCT/CloudTrail/REGION/YYYY/MM/DD/FILE: the partition values of a log file
+LAYOUT = re.compile(r"AWSLogs/(?:o-[^/]+/)?(\d{12})/CloudTrail/([^/]+)/(\d{4}/\d{2}/\d{2})/[^/]+\.json(?:\.gz)?$")
+
+_VIEW = """
+CREATE OR REPLACE TEMP VIEW ct AS
+WITH raw AS (
+  SELECT filename, unnest(Records) AS r
+  FROM read_json({files}, columns={'Records': 'JSON[]'}, filename=true, format='auto')
+)
+SELECT
+  json_extract_string(r, '$.eventVersion') AS eventversion,
+  {'type': json_extract_string(r, '$.userIdentity.type'),
+   'principalid': json_extract_string(r, '$.userIdentity.principalId'),
+   'arn': json_extract_string(r, '$.userIdentity.arn'),
+   'accountid': json_extract_string(r, '$.userIdentity.accountId'),
+   'invokedby': json_extract_string(r, '$.userIdentity.invokedBy'),
+   'accesskeyid': json_extract_string(r, '$.userIdentity.accessKeyId'),
+   'username': json_extract_string(r, '$.userIdentity.userName'),
+   'identityprovider': json_extract_string(r, '$.userIdentity.identityProvider'),
+   'sessioncontext': {
+     'sessionissuer': {
+       'type': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.type'),
+       'principalid': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.principalId'),
+       'arn': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.arn'),
+       'accountid': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.accountId'),
+       'username': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.userName')},
+     'webidfederationdata': {
+       'federatedprovider': json_extract_string(r, '$.userIdentity.sessionContext.webIdFederationData.federatedProvider')}}
+  } AS useridentity,
+  json_extract_string(r, '$.eventTime') AS eventtime,
+  json_extract_string(r, '$.eventSource') AS eventsource,
+  json_extract_string(r, '$.eventName') AS eventname,
+  json_extract_string(r, '$.awsRegion') AS awsregion,
+  json_extract_string(r, '$.sourceIPAddress') AS sourceipaddress,
+  json_extract_string(r, '$.userAgent') AS useragent,
+  json_extract_string(r, '$.errorCode') AS errorcode,
+  json_extract_string(r, '$.errorMessage') AS errormessage,
+  nullif(json_extract(r, '$.requestParameters')::VARCHAR, 'null') AS requestparameters,
+  nullif(json_extract(r, '$.responseElements')::VARCHAR, 'null') AS responseelements,
+  nullif(json_extract(r, '$.additionalEventData')::VARCHAR, 'null') AS additionaleventdata,
+  json_extract_string(r, '$.requestID') AS requestid,
+  json_extract_string(r, '$.eventID') AS eventid,
+  json_extract_string(r, '$.readOnly') AS readonly,
+  list_transform(
+    from_json(json_extract(r, '$.resources'), '[{"ARN":"VARCHAR","accountId":"VARCHAR","type":"VARCHAR"}]'),
+    x -> {'arn': x.ARN, 'accountid': x.accountId, 'type': x.type}) AS resources,
+  json_extract_string(r, '$.eventType') AS eventtype,
+  json_extract_string(r, '$.recipientAccountId') AS recipientaccountid,
+  {partitions},
+  f.path AS "$path"
+FROM raw JOIN files f ON f.file = raw.filename
+"""
+
+
+def partition_conditions(sql: str) -> list:
+    """The lines of the WHERE that name only partition columns (trail-for writes one a line)."""
+    out = []
+    where = sql.split("\nWHERE ", 1)
+    if len(where) < 2:
+        return out
+    for line in re.split(r"\n  AND ", where[1]):
+        cols = set(re.findall(r'e\.("?)([a-z$]+)\1', line))
+        names = {c for _, c in cols}
+        if names and names <= set(PARTITION_COLUMNS):
+            out.append(line)
+    return out
+
+
+def execute(sql: str, objects: list, layout: str):
+    """Runs `sql` (Athena's dialect) with DuckDB over `objects`, each (s3 uri, (account,
+    region, yyyy/mm/dd), bytes): (column names, rows of strings or None, bytes scanned)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for i, (uri, parts, data) in enumerate(objects):
+            local = os.path.join(tmp, f"{i:06d}" + (".json.gz" if uri.endswith(".gz") else ".json"))
+            with open(local, "wb") as f:
+                f.write(data)
+            files.append((local, uri, parts, len(data)))
+        return execute_files(sql, files, layout)
+
+
+def local_files(root: str, bucket: str) -> list:
+    """The log files under `root` (a copy of bucket `bucket`) as execute_files takes them."""
+    out = []
+    for top, dirs, names in os.walk(root):
+        dirs.sort()
+        for name in sorted(names):
+            path = os.path.join(top, name)
+            key = os.path.relpath(path, root).replace(os.sep, "/")
+            m = LAYOUT.search(key)
+            if m:
+                out.append((path, f"s3://{bucket}/{key}", m.groups(), os.path.getsize(path)))
+    return out
+
+
+def execute_files(sql: str, files: list, layout: str):
+    """`execute` over local files, each (path, s3 uri, (account, region, yyyy/mm/dd), size)."""
+    import duckdb
+
+    with tempfile.TemporaryDirectory() as tmp:
+        con = duckdb.connect()
+        con.execute("CREATE TEMP TABLE files (file VARCHAR, path VARCHAR, account VARCHAR, region VARCHAR, "
+                    "\"date\" VARCHAR, \"timestamp\" VARCHAR, size BIGINT)")
+        rows = []
+        for local, uri, (acct, region, day), size in files:
+            if layout == "org":
+                rows.append((local, uri, acct, region, day, None, size))
+            else:
+                rows.append((local, uri, None, None, None, day, size))
+        if not rows:
+            # An empty table still has every column: one empty log file, in no partition.
+            local = os.path.join(tmp, "empty.json")
+            with open(local, "w") as f:
+                f.write('{"Records": []}')
+            rows.append((local, None, None, None, None, None, 0))
+        con.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        listed = "[" + ", ".join("'" + r[0].replace("'", "''") + "'" for r in rows) + "]"
+        # The table has the partition columns of its layout only, as Athena's would.
+        partitions = ('f.account AS account, f.region AS region, f."date" AS "date"'
+                      if layout == "org" else 'f."timestamp" AS "timestamp"')
+        con.execute(_VIEW.replace("{files}", listed).replace("{partitions}", partitions))
+        conditions = partition_conditions(sql)
+        where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
+        scanned = con.execute(f"SELECT coalesce(sum(size), 0) FROM files e{where}").fetchone()[0]
+        duck = re.sub(r"json_extract_scalar\(", "json_extract_string(", sql)
+        duck = re.sub(r'"[^"]+"\."[^"]+"(\s+e\b)', r"ct\1", duck, count=1)
+        result = con.execute(duck)
+        columns = [d[0] for d in result.description]
+        out = [[None if v is None else str(v) for v in row] for row in result.fetchall()]
+        con.close()
+    return columns, out, int(scanned)
