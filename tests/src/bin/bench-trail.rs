@@ -129,6 +129,9 @@ struct Run {
     image: Value,
     sign_request_id: String,
     sign_time: String,
+    /// The CI session's access key and assumed-role ARN (the callers of the Athena `roles`
+    /// query)
+    session: (String, String),
 }
 
 fn signing_run() -> Result<Run> {
@@ -171,6 +174,10 @@ fn signing_run() -> Result<Run> {
         image,
         sign_request_id: sign.request_id,
         sign_time: sign.time,
+        session: (
+            session.access_key_id.clone(),
+            session.assumed_role_arn.clone(),
+        ),
     })
 }
 
@@ -308,7 +315,8 @@ fn bench() -> Result<String> {
                         &strict,
                     )?);
                 }
-                integrity_row = Some((size, sealed, off_runs, on_runs));
+                let duck = athena_duckdb(&o, &run, &dir)?;
+                integrity_row = Some((size, sealed, off_runs, on_runs, duck));
             }
             Ok(())
         })();
@@ -322,8 +330,9 @@ fn bench() -> Result<String> {
     let _ = std::fs::remove_dir(&o.dir); // only if empty: never someone else's files
 
     let mut out = report(&rows, &core_rows, core_size, cores, has_time);
-    if let Some((size, sealed, off, on)) = integrity_row {
+    if let Some((size, sealed, off, on, duck)) = integrity_row {
         let (a, b) = (median_run(&off).secs, median_run(&on).secs);
+        out.push_str(&duck.line(size, a));
         let ratio = b / a;
         out.push_str(&format!(
             "  integrity check (one image, {} records sealed with {sealed} digests, median of {}, \
@@ -339,6 +348,117 @@ fn bench() -> Result<String> {
         loadavg()
     ));
     Ok(out)
+}
+
+/// What DuckDB took for trail-for's Athena queries over the same files.
+struct Duck {
+    version: String,
+    secs: f64,
+    rounds: usize,
+    queries: Vec<(String, u64, u64)>,
+}
+
+impl Duck {
+    fn line(&self, size: usize, streaming: f64) -> String {
+        let queries: Vec<String> = self
+            .queries
+            .iter()
+            .map(|(name, rows, scanned)| format!("{name} {rows} rows, {} MB", scanned / 1_000_000))
+            .collect();
+        format!(
+            "  athena's queries by DuckDB {} over the same {} records (3 queries, each reading \
+             the files again as Athena does; median of {}): {:.2} s against trail-for's \
+             streaming reader {streaming:.2} s (--integrity off): {:.2}x the time  [{}]\n",
+            self.version,
+            thousands(size as f64),
+            self.rounds,
+            self.secs,
+            self.secs / streaming,
+            queries.join("; ")
+        )
+    }
+}
+
+/// Runs the queries `--cloudtrail athena:` would send for the one image (written by trail-for's
+/// own SQL writer) with DuckDB over the trail's files (`scripts/bench-athena-duckdb.py`).
+fn athena_duckdb(o: &Opts, run: &Run, dir: &Path) -> Result<Duck> {
+    use sigtrail::trail::interest::{Interest, Roles};
+    use sigtrail::trail::keys::KeySpec;
+    use sigtrail::trail::source::athena::sql;
+    use sigtrail::trail::source::Range;
+    let record = run.image.as_object().cloned().context("image record")?;
+    let key = KeySpec::parse(&run.key).map_err(anyhow::Error::msg)?;
+    let interest = Interest::for_records(&[record], &[key]);
+    let table = sql::table_name("cloudtrail", "bench");
+    let range = Range::default();
+    let (mut queries, _) = sql::first_pass(&table, sql::Layout::Org, &range, &interest);
+    let roles = Interest {
+        roles: Roles::Of {
+            access_keys: [run.session.0.clone()].into(),
+            arns: [run.session.1.clone()].into(),
+        },
+        ..Interest::default()
+    };
+    queries.extend(sql::roles(&table, sql::Layout::Org, &range, &roles));
+    let mut files = Vec::new();
+    for q in &queries {
+        let path = dir.join(format!("{}.sql", q.name));
+        std::fs::write(&path, &q.sql)?;
+        files.push(path);
+    }
+    say(&format!(
+        "DuckDB: trail-for's {} Athena queries over the same files, {} rounds",
+        queries.len(),
+        o.rounds
+    ));
+    let python = std::env::var("SIGTRAIL_PYTHON").context("SIGTRAIL_PYTHON (cargo xtask env)")?;
+    let scripts =
+        std::env::var("SIGTRAIL_SCRIPTS").context("SIGTRAIL_SCRIPTS (cargo xtask env)")?;
+    let out = Command::new(python)
+        .arg(Path::new(&scripts).join("bench-athena-duckdb.py"))
+        .arg(dir)
+        .arg(digests::BUCKET)
+        .arg("org")
+        .arg(o.rounds.to_string())
+        .args(&files)
+        .output()
+        .context("cannot run bench-athena-duckdb.py")?;
+    ensure!(
+        out.status.success(),
+        "bench-athena-duckdb.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).context("bench-athena-duckdb.py output")?;
+    let rounds: Vec<f64> = v["rounds"]
+        .as_array()
+        .context("rounds")?
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    let queries: Vec<(String, u64, u64)> = v["queries"]
+        .as_array()
+        .context("queries")?
+        .iter()
+        .map(|q| {
+            (
+                q["name"].as_str().unwrap_or("").to_string(),
+                q["rows"].as_u64().unwrap_or(0),
+                q["scanned_bytes"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    // The answer: the one Sign of the key, and the image's push with its signature push.
+    let rows = |name: &str| queries.iter().find(|q| q.0 == name).map_or(0, |q| q.1);
+    ensure!(
+        rows("sign") == 1 && rows("pushes") >= 2 && rows("roles") == 1,
+        "DuckDB gave a wrong answer: {queries:?}"
+    );
+    Ok(Duck {
+        version: v["duckdb"].as_str().unwrap_or("?").to_string(),
+        rounds: rounds.len(),
+        secs: median(rounds),
+        queries,
+    })
 }
 
 fn check_records(runs: &[Timed], total: usize) -> Result<()> {
