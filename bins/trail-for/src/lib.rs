@@ -51,6 +51,10 @@ EXAMPLES:
   ... | trail-for --cloudtrail lookup --allowed-principal 'repo:org/app:ref:refs/heads/main' \\
         --git-dir . --timeline trail.html
 
+  # a year of an organization trail, searched by Athena (docs/athena.md has the table's DDL)
+  ... | trail-for --cloudtrail athena:cloudtrail.org_trail --since 2025-01-01 \\
+        --athena-output s3://athena-results/sigtrail/ --athena-max-scan 1TB --key alias/cosign
+
   # every use of the key since Monday: orphans are Sign calls no attached signature explains
   trail-for --key-usage --key awskms:///alias/cosign --since 2025-11-10 \\
     --cloudtrail ./cloudtrail-logs --cloudtrail lookup

@@ -17,7 +17,8 @@
 //!   big source).
 //!
 //! The bound: kept events are the evidence above, plus, while a file is parsed, that one file's
-//! events of the kept kinds (at most one file per core in flight).
+//! events of the kept kinds (at most two local files per core, or 16 S3 objects, in flight),
+//! plus the second pass's summary (16 bytes per role assumption in the trail).
 
 use std::collections::HashSet;
 

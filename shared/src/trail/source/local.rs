@@ -121,7 +121,9 @@ pub(super) async fn load_local(
         warnings: errors,
         ..Loaded::default()
     };
-    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // Two files per core in flight: while this task merges one file's events, every core
+    // still has a file to parse.
+    let jobs = 2 * std::thread::available_parallelism().map_or(2, |n| n.get());
     let files: Vec<PathBuf> = files
         .into_iter()
         .filter(|f| interest.reads(&f.to_string_lossy()))
