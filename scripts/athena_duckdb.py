@@ -9,7 +9,11 @@ executor (moto_server.py, 5.) and by the benchmark (bench-athena-duckdb.py).
   partition columns of the layout (`org`: account, region, date; `account`: timestamp), and
   "$path", the object's s3:// URI.
 * The translation from Athena's dialect is what trail-for's queries need and no more:
-  json_extract_scalar -> json_extract_string, "DB"."TABLE" e -> the view. DuckDB reads the
+  json_extract_scalar -> json_extract_string, "DB"."TABLE" e -> the view. From Lake's (one
+  event data store, requestparameters and responseelements map<string,string>, eventtime a
+  timestamp): element_at(e.M, 'k') -> json_extract_string(e.M, '$.k') and
+  json_format(CAST(e.M AS JSON)) -> e.M (the view keeps the JSON text where Lake keeps a map),
+  to_iso8601(e.eventtime) -> strftime, FROM <store id> e -> the view. DuckDB reads the
   rest as Trino does: struct fields (e.useridentity.arn), CROSS JOIN UNNEST(e.resources) AS
   u(r), LIKE, IN, BETWEEN, CAST(NULL AS varchar).
 * Bytes scanned: Athena bills a JSON table by the whole size of every object in the
@@ -50,7 +54,7 @@ SELECT
      'webidfederationdata': {
        'federatedprovider': json_extract_string(r, '$.userIdentity.sessionContext.webIdFederationData.federatedProvider')}}
   } AS useridentity,
-  json_extract_string(r, '$.eventTime') AS eventtime,
+  {eventtime} AS eventtime,
   json_extract_string(r, '$.eventSource') AS eventsource,
   json_extract_string(r, '$.eventName') AS eventname,
   json_extract_string(r, '$.awsRegion') AS awsregion,
@@ -89,7 +93,7 @@ def partition_conditions(sql: str) -> list:
     return out
 
 
-def execute(sql: str, objects: list, layout: str):
+def execute(sql: str, objects: list, layout: str, dialect: str = "athena"):
     """Runs `sql` (Athena's dialect) with DuckDB over `objects`, each (s3 uri, (account,
     region, yyyy/mm/dd), bytes): (column names, rows of strings or None, bytes scanned)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,7 +103,7 @@ def execute(sql: str, objects: list, layout: str):
             with open(local, "wb") as f:
                 f.write(data)
             files.append((local, uri, parts, len(data)))
-        return execute_files(sql, files, layout)
+        return execute_files(sql, files, layout, dialect)
 
 
 def local_files(root: str, bucket: str) -> list:
@@ -116,8 +120,24 @@ def local_files(root: str, bucket: str) -> list:
     return out
 
 
-def execute_files(sql: str, files: list, layout: str):
-    """`execute` over local files, each (path, s3 uri, (account, region, yyyy/mm/dd), size)."""
+def translate(sql: str, dialect: str) -> str:
+    """trail-for's SQL for Athena (or Lake) as DuckDB reads it over the view `ct`."""
+    duck = sql
+    if dialect == "lake":
+        # Lake keeps requestparameters / responseelements as map<string,string>; the view keeps
+        # the JSON text, so a map's value is the JSON field and the whole map the text itself.
+        duck = re.sub(r"element_at\((e\.\w+), '(\w+)'\)", r"json_extract_string(\1, '$.\2')", duck)
+        duck = re.sub(r"json_format\(CAST\((e\.\w+) AS JSON\)\)", r"\1", duck)
+        duck = duck.replace("to_iso8601(e.eventtime)", "strftime(e.eventtime, '%Y-%m-%dT%H:%M:%SZ')")
+        duck = re.sub(r"\bFROM [A-Za-z0-9_-]+ e\b", "FROM ct e", duck, count=1)
+    duck = re.sub(r"json_extract_scalar\(", "json_extract_string(", duck)
+    duck = re.sub(r'"[^"]+"\."[^"]+"(\s+e\b)', r"ct\1", duck, count=1)
+    return duck
+
+
+def execute_files(sql: str, files: list, layout: str, dialect: str = "athena"):
+    """`execute` over local files, each (path, s3 uri, (account, region, yyyy/mm/dd), size).
+    dialect `lake` reads Lake's SQL over a Lake-shaped view (eventtime a timestamp)."""
     import duckdb
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,13 +161,14 @@ def execute_files(sql: str, files: list, layout: str):
         # The table has the partition columns of its layout only, as Athena's would.
         partitions = ('f.account AS account, f.region AS region, f."date" AS "date"'
                       if layout == "org" else 'f."timestamp" AS "timestamp"')
-        con.execute(_VIEW.replace("{files}", listed).replace("{partitions}", partitions))
+        eventtime = ("CAST(json_extract_string(r, '$.eventTime') AS TIMESTAMP)" if dialect == "lake"
+                     else "json_extract_string(r, '$.eventTime')")
+        con.execute(_VIEW.replace("{files}", listed).replace("{partitions}", partitions)
+                    .replace("{eventtime}", eventtime))
         conditions = partition_conditions(sql)
         where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
         scanned = con.execute(f"SELECT coalesce(sum(size), 0) FROM files e{where}").fetchone()[0]
-        duck = re.sub(r"json_extract_scalar\(", "json_extract_string(", sql)
-        duck = re.sub(r'"[^"]+"\."[^"]+"(\s+e\b)', r"ct\1", duck, count=1)
-        result = con.execute(duck)
+        result = con.execute(translate(sql, dialect))
         columns = [d[0] for d in result.description]
         out = [[None if v is None else str(v) for v in row] for row in result.fetchall()]
         con.close()

@@ -59,6 +59,16 @@
    * GetQueryResults pages like Athena: MaxResults (1-1000, default 1000) rows a page, the
      column names as the first row of the first page, NextToken.
 
+6. CloudTrail Lake queries. moto does not implement StartQuery, DescribeQuery, GetQueryResults
+   or CancelQuery. A STAND-IN, like 5.: an event data store named in the same file
+     {"event_data_stores": {"ID": {"location": "s3://BUCKET/PREFIX/", "throttle": N}}}
+   answers queries run by DuckDB (athena_duckdb.py, dialect `lake`) over the log files in
+   moto's S3 under the location; an unknown store is EventDataStoreNotFoundException, SQL DuckDB
+   refuses a FAILED query with its error. Queries finish at once; DescribeQuery gives
+   QueryStatistics.BytesScanned (the sizes of the files read); GetQueryResults pages 1,000 rows
+   (MaxQueryResults) with NextToken, each row a list of one-entry {column: value} maps, a NULL
+   left out.
+
 usage: python moto_server.py [-H 127.0.0.1] [-p PORT]   (the flags of moto_server)
 """
 import base64
@@ -68,6 +78,7 @@ import json
 import os
 import sys
 import threading
+import time
 from datetime import datetime, timezone
 
 from cryptography.exceptions import InvalidSignature
@@ -521,11 +532,97 @@ athena_responses.AthenaResponse.get_query_execution = get_query_execution
 athena_responses.AthenaResponse.get_query_results = get_query_results
 
 
+# ---------------------------------------------------------------------------------------------
+# 6. CloudTrail Lake: the same executor behind StartQuery / DescribeQuery / GetQueryResults
+# ---------------------------------------------------------------------------------------------
+_lake_queries = {}  # QueryId -> {"status", "rows", "columns", "scanned", "error"}
+
+
+def _lake_store(name: str):
+    with _athena_lock:
+        path, config = _athena_config()
+        stores = (config or {}).get("event_data_stores", {})
+        store = stores.get(name)
+        if store is not None and store.get("throttle", 0) > 0:
+            store["throttle"] -= 1
+            with open(path + ".tmp", "w") as f:
+                json.dump(config, f)
+            os.replace(path + ".tmp", path)
+            raise _Error("MaxConcurrentQueriesException", "stand-in: throttle set in " + ATHENA_ENV)
+    return store
+
+
+def start_query(self):
+    request = json.loads(self.body or "{}")
+    sql = request.get("QueryStatement", "")
+    m = _re.search(r"\bFROM ([A-Za-z0-9_-]+) e\b", sql)
+    store = _lake_store(m.group(1)) if m else None
+    if store is None:
+        raise _Error("EventDataStoreNotFoundException",
+                     f"The specified event data store {m.group(1) if m else ''} was not found.")
+    query_id = hashlib.sha256(f"{time.time()}{sql}".encode()).hexdigest()[:32]
+    entry = {"status": "FINISHED", "rows": [], "columns": [], "scanned": 0, "error": None}
+    try:
+        objects = _objects(store["location"], self.current_account)
+        entry["columns"], entry["rows"], entry["scanned"] = athena_duckdb.execute(sql, objects, "org", "lake")
+    except Exception as e:  # DuckDB refused the SQL: a failed query
+        entry["status"], entry["error"] = "FAILED", str(e)
+    with _athena_lock:
+        _lake_queries[query_id] = entry
+    return json.dumps({"QueryId": query_id})
+
+
+def _lake_query(self):
+    request = json.loads(self.body or "{}")
+    with _athena_lock:
+        entry = _lake_queries.get(request.get("QueryId", ""))
+    if entry is None:
+        raise _Error("QueryIdNotFoundException", "The query ID does not exist or does not map to a query.")
+    return request, entry
+
+
+def describe_query(self):
+    request, entry = _lake_query(self)
+    answer = {"QueryId": request["QueryId"], "QueryStatus": entry["status"],
+              "QueryStatistics": {"EventsMatched": len(entry["rows"]), "EventsScanned": len(entry["rows"]),
+                                  "BytesScanned": entry["scanned"], "ExecutionTimeInMillis": 1}}
+    if entry["error"]:
+        answer["ErrorMessage"] = entry["error"]
+    return json.dumps(answer)
+
+
+def get_query_results(self):
+    request, entry = _lake_query(self)
+    if entry["status"] != "FINISHED":
+        raise _Error("InactiveQueryException", f"The query is {entry['status']}: {entry['error']}")
+    size = int(request.get("MaxQueryResults") or 1000)
+    start = int(request.get("NextToken") or 0)
+    page = entry["rows"][start:start + size]
+    rows = [[{c: v} for c, v in zip(entry["columns"], row) if v is not None] for row in page]
+    answer = {"QueryStatus": "FINISHED", "QueryResultRows": rows,
+              "QueryStatistics": {"ResultsCount": len(rows), "TotalResultsCount": len(entry["rows"]),
+                                  "BytesScanned": entry["scanned"]}}
+    if start + size < len(entry["rows"]):
+        answer["NextToken"] = str(start + size)
+    return json.dumps(answer)
+
+
+def cancel_query(self):
+    request, entry = _lake_query(self)
+    return json.dumps({"QueryId": request["QueryId"], "QueryStatus": entry["status"]})
+
+
+CloudTrailResponse.start_query = start_query
+CloudTrailResponse.describe_query = describe_query
+CloudTrailResponse.get_query_results = get_query_results
+CloudTrailResponse.cancel_query = cancel_query
+
+
 if __name__ == "__main__":
     from moto.server import main
 
     print(
-        f"moto {moto.__version__} with the KMS DIGEST fix, the LookupEvents and ListPublicKeys stand-ins and the Athena executor "
+        f"moto {moto.__version__} with the KMS DIGEST fix, the LookupEvents and ListPublicKeys stand-ins and the Athena and Lake executors "
         f"({LOOKUP_EVENTS_ENV}={os.environ.get(LOOKUP_EVENTS_ENV, '')})",
         file=sys.stderr,
         flush=True,

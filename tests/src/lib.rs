@@ -297,11 +297,16 @@ fn write_lookup_events(records: &[serde_json::Value]) {
 /// the shared file under a lock; on drop it is taken out again.
 pub struct AthenaTable {
     pub name: String,
+    /// `tables` (Athena) or `event_data_stores` (CloudTrail Lake)
+    section: &'static str,
 }
 
 static ATHENA_LOCK: Mutex<()> = Mutex::new(());
 
-fn edit_athena_tables(edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) {
+fn edit_athena_tables(
+    section: &str,
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) {
     let _lock = ATHENA_LOCK
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -310,10 +315,10 @@ fn edit_athena_tables(edit: impl FnOnce(&mut serde_json::Map<String, serde_json:
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_else(|| serde_json::json!({"tables": {}}));
-    if !doc["tables"].is_object() {
-        doc["tables"] = serde_json::json!({});
+    if !doc[section].is_object() {
+        doc[section] = serde_json::json!({});
     }
-    edit(doc["tables"].as_object_mut().expect("tables"));
+    edit(doc[section].as_object_mut().expect("section"));
     // Write then rename, so the server never reads half a file.
     let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
     std::fs::write(&tmp, doc.to_string()).expect("write athena tables");
@@ -324,7 +329,7 @@ impl AthenaTable {
     /// `DATABASE.TABLE` over `location` (`s3://BUCKET/PREFIX/`), partitioned as `layout`
     /// (`org` or `account`); the next `throttle` queries on it are refused as throttled.
     pub fn add(name: &str, location: &str, layout: &str, throttle: u32) -> AthenaTable {
-        edit_athena_tables(|tables| {
+        edit_athena_tables("tables", |tables| {
             tables.insert(
                 name.to_string(),
                 serde_json::json!({"location": location, "layout": layout, "throttle": throttle}),
@@ -332,13 +337,28 @@ impl AthenaTable {
         });
         AthenaTable {
             name: name.to_string(),
+            section: "tables",
+        }
+    }
+
+    /// A CloudTrail Lake event data store `id` over the same files (the stand-in's 6.).
+    pub fn lake(id: &str, location: &str, throttle: u32) -> AthenaTable {
+        edit_athena_tables("event_data_stores", |stores| {
+            stores.insert(
+                id.to_string(),
+                serde_json::json!({"location": location, "throttle": throttle}),
+            );
+        });
+        AthenaTable {
+            name: id.to_string(),
+            section: "event_data_stores",
         }
     }
 }
 
 impl Drop for AthenaTable {
     fn drop(&mut self) {
-        edit_athena_tables(|tables| {
+        edit_athena_tables(self.section, |tables| {
             tables.remove(&self.name);
         });
     }

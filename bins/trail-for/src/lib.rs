@@ -84,6 +84,8 @@ SOURCES (--cloudtrail, repeatable):
                        --athena-workgroup, --athena-output, --athena-max-scan, --athena-layout.
                        With --integrity, every S3 object a row came from is fetched and checked
                        against the digests, and the others the digests list must still exist
+  lake:EVENT_DATA_STORE the same queries on a CloudTrail Lake event data store (id or ARN;
+                       Lake is closed to new customers); its events count as service evidence
 A log file, directory or source that cannot be read is a gap: it is named on stderr and in
 trail.warnings, and while there is one no image is trusted (at best unexplained) and
 --key-usage ends with a trail_gap error record.
@@ -183,7 +185,7 @@ pub struct Args {
     /// Where Athena writes query results (s3://BUCKET/PREFIX/), when the workgroup sets none
     #[arg(long, value_name = "S3_URI")]
     pub athena_output: Option<String>,
-    /// Stop any Athena query that scans more than BYTES (a number, or with kB, MB, GB or TB:
+    /// Stop any Athena (or Lake) query that scans more than BYTES (a number, or with kB, MB, GB or TB:
     /// powers of 1000) and fail the source; what was scanned is billed
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub athena_max_scan: Option<u64>,
@@ -263,11 +265,15 @@ pub async fn build(args: Args) -> Result<TrailFor> {
         .map(|s| s.parse::<Source>().map_err(|e| anyhow!(e)))
         .collect::<Result<Vec<_>>>()?;
     for source in &mut sources {
-        if let Source::Athena(a) = source {
-            a.workgroup.clone_from(&args.athena_workgroup);
-            a.output.clone_from(&args.athena_output);
-            a.max_scan = args.athena_max_scan;
-            a.layout = args.athena_layout;
+        match source {
+            Source::Athena(a) => {
+                a.workgroup.clone_from(&args.athena_workgroup);
+                a.output.clone_from(&args.athena_output);
+                a.max_scan = args.athena_max_scan;
+                a.layout = args.athena_layout;
+            }
+            Source::Lake(l) => l.max_scan = args.athena_max_scan,
+            _ => {}
         }
     }
     if let Some(out) = &args.athena_output {

@@ -221,7 +221,12 @@ impl TrailFor {
             .config
             .sources
             .iter()
-            .filter(|s| !matches!(s, Source::Lookup { .. } | Source::Athena(_)))
+            .filter(|s| {
+                !matches!(
+                    s,
+                    Source::Lookup { .. } | Source::Athena(_) | Source::Lake(_)
+                )
+            })
             .cloned()
             .collect();
         let roles = interest::Interest::roles_of(&loaded.events);

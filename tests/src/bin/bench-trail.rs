@@ -391,7 +391,12 @@ fn athena_duckdb(o: &Opts, run: &Run, dir: &Path) -> Result<Duck> {
     let interest = Interest::for_records(&[record], &[key]);
     let table = sql::table_name("cloudtrail", "bench");
     let range = Range::default();
-    let (mut queries, _) = sql::first_pass(&table, sql::Layout::Org, &range, &interest);
+    let (mut queries, _) = sql::first_pass(
+        &table,
+        sql::Dialect::Athena(sql::Layout::Org),
+        &range,
+        &interest,
+    );
     let roles = Interest {
         roles: Roles::Of {
             access_keys: [run.session.0.clone()].into(),
@@ -399,7 +404,12 @@ fn athena_duckdb(o: &Opts, run: &Run, dir: &Path) -> Result<Duck> {
         },
         ..Interest::default()
     };
-    queries.extend(sql::roles(&table, sql::Layout::Org, &range, &roles));
+    queries.extend(sql::roles(
+        &table,
+        sql::Dialect::Athena(sql::Layout::Org),
+        &range,
+        &roles,
+    ));
     let mut files = Vec::new();
     for q in &queries {
         let path = dir.join(format!("{}.sql", q.name));

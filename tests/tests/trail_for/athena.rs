@@ -368,3 +368,173 @@ fn athena_failures_are_clear_errors_and_trust_nothing() {
 fn run_tool_output(cmd: &mut std::process::Command, stdin: &str) -> Output {
     run(cmd, stdin.as_bytes())
 }
+
+/// The attacker's case of the file tests: an extra `Sign` in the release session (a discarded
+/// run, or someone using the session) must not shift a post-compromise signature onto a
+/// pre-compromise `Sign`. Four images, the same records from Athena as from the files.
+#[test]
+fn athena_an_extra_sign_cannot_make_a_post_compromise_image_trusted() {
+    let mut aws = Aws::start();
+    let alias = unique("alias/trail-athena-extra");
+    let key = kms_create_key("ECC_NIST_P256", &alias);
+    let repo = unique("trail-athena-extra");
+    let mut trail = Trail::default();
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/{}", unique("release"));
+    let (session, _) = trail.assume(&mut aws, &role, SUBJECT);
+    let digests: Vec<String> = (0..4)
+        .map(|n| {
+            let m = image_manifest(&unique("content"));
+            let push = trail.put_image(&mut aws, &session, &repo, &format!("v{n}"), &m);
+            push.answer["digest"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let reference = format!("{ECR_HOST}/{repo}");
+    trail.sign(
+        &mut aws,
+        &session,
+        &key,
+        &sha256(&payload(&reference, &digests[0], &[("run", "discarded")])),
+    );
+    let sign_and_push = |trail: &mut Trail, aws: &mut Aws, n: usize| {
+        let p = payload(&reference, &digests[n], &[]);
+        let sign = trail.sign(aws, &session, &key, &sha256(&p));
+        let sig = sign.answer["signature"].as_str().unwrap().to_string();
+        trail.put_image(
+            aws,
+            &session,
+            &repo,
+            &sig_tag(&digests[n]),
+            &signature_manifest(&[(p, sig)]),
+        );
+    };
+    next_second();
+    for n in 0..3 {
+        sign_and_push(&mut trail, &mut aws, n);
+    }
+    let compromise = next_second();
+    sign_and_push(&mut trail, &mut aws, 3);
+
+    let bucket = unique("trail-athena-extra");
+    let root = tempfile::tempdir().unwrap();
+    trail.upload(&mut aws, root.path(), &bucket);
+    let table = format!("cloudtrail.{}", unique("extra").replace('-', "_"));
+    let _table = AthenaTable::add(&table, &format!("s3://{bucket}/AWSLogs/"), "org", 0);
+    let input: String = digests
+        .iter()
+        .map(|d| json!({"registry": ECR_HOST, "repository": repo, "digest": d}).to_string() + "\n")
+        .collect();
+    let since = today();
+    let (out, _) = both(
+        &bucket,
+        &table,
+        &[
+            "--key",
+            &key,
+            "--since",
+            &since,
+            "--compromised-at",
+            &compromise,
+        ],
+        &input,
+    );
+    let verdicts: Vec<&str> = out
+        .iter()
+        .map(|r| r["trail"]["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["trusted", "trusted", "trusted", "untrusted"]);
+}
+
+/// `--cloudtrail lake:EVENT_DATA_STORE`: the same queries in CloudTrail Lake's dialect, on the
+/// emulator's Lake stand-in (`scripts/moto_server.py`, 6.: moto has no Lake; DuckDB runs the
+/// queries over the same log files). Lake is CloudTrail's own store: its evidence is `service`,
+/// so the records match the files' with `--integrity off`, and are `service` otherwise.
+#[test]
+fn lake_gives_the_records_the_files_give_and_clear_errors() {
+    let mut aws = Aws::start();
+    let alias = unique("alias/trail-lake");
+    let run = signing_run(&mut aws, &alias);
+    let mut records = run.trail.records.clone();
+    records.extend(decoys(&run.trail.records, "account", &run.key, &run.repo));
+    let bucket = unique("trail-lake");
+    let root = tempfile::tempdir().unwrap();
+    write_log_files(root.path(), &records, "t");
+    digests::seal(root.path(), &bucket);
+    digests::upload(&mut aws, root.path(), &bucket);
+    let location = format!("s3://{bucket}/AWSLogs/");
+    let store = unique("eds");
+    let _store = AthenaTable::lake(&store, &location, 0);
+    let lake = format!("lake:arn:aws:cloudtrail:{REGION}:{ACCOUNT}:eventdatastore/{store}");
+    let since = today();
+    let image = run.image().to_string() + "\n";
+    let key = run.key.clone();
+    let go = |source: &str, extra: &[&str], input: &str| {
+        let mut cmd = tool("trail-for");
+        cmd.args(["--cloudtrail", source, "--no-describe-images"])
+            .args(extra);
+        let out = run_tool_output(&mut cmd, input);
+        (comparable(records_of(&out)), out)
+    };
+    let s3 = location.clone();
+    for extra in [
+        vec!["--key", &key, "--since", &since],
+        vec![
+            "--key",
+            &key,
+            "--since",
+            &since,
+            "--compromised-at",
+            &run.compromise,
+        ],
+        vec!["--key-usage", "--key", &key, "--since", &since],
+    ] {
+        let input = if extra[0] == "--key-usage" {
+            ""
+        } else {
+            &image
+        };
+        let mut off = extra.clone();
+        off.extend(["--integrity", "off"]);
+        let (f, _) = go(&s3, &off, input);
+        let (l, o) = go(&lake, &off, input);
+        assert!(!f.is_empty());
+        assert_eq!(l, f, "{extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("lake: sign: "), "{}", stderr(&o));
+    }
+    let (l, o) = go(&lake, &["--key", &key, "--since", &since], &image);
+    assert_eq!(l[0]["trail"]["verdict"], "trusted", "{}", stderr(&o));
+    assert_eq!(l[0]["trail"]["integrity"]["state"], "service");
+
+    // An unknown store, throttling that lasts, and the scan cap: error records.
+    let throttled = unique("eds-throttled");
+    let _throttled = AthenaTable::lake(&throttled, &location, 1000);
+    for (source, extra, says) in [
+        (
+            format!("lake:{}", unique("eds-missing")),
+            vec![],
+            "EventDataStoreNotFoundException",
+        ),
+        (
+            format!("lake:{throttled}"),
+            vec![],
+            "MaxConcurrentQueriesException",
+        ),
+        (
+            lake.clone(),
+            vec!["--athena-max-scan", "100"],
+            "more than --athena-max-scan",
+        ),
+    ] {
+        let mut args = vec!["--key", key.as_str(), "--since", since.as_str()];
+        args.extend(extra);
+        let (out, o) = go(&source, &args, &image);
+        assert_eq!(out.len(), 1, "{source}: {}", stderr(&o));
+        assert_ne!(out[0]["trail"]["verdict"], "trusted");
+        let error = out[0]["error"].to_string();
+        assert!(error.contains(says), "{source}: {error}");
+        assert_eq!(o.status.code(), Some(1));
+    }
+}
+
+fn records_of(out: &Output) -> Vec<Value> {
+    records(out)
+}

@@ -232,7 +232,7 @@ impl Checked {
             "evidence": checks.iter().map(|(l, c)| check_json(l, c, self.now)).collect::<Vec<_>>(),
         });
         if service {
-            out["service"] = "LookupEvents: read from CloudTrail itself".into();
+            out["service"] = "LookupEvents or CloudTrail Lake: read from CloudTrail itself".into();
         }
         if advisory_trust {
             out["advisory_trust"] = true.into();

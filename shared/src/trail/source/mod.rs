@@ -25,6 +25,7 @@ use super::integrity::{DigestRead, LogRead};
 use super::interest::{Interest, Roles};
 
 pub mod athena;
+pub mod lake;
 mod local;
 mod lookup;
 mod s3;
@@ -47,6 +48,8 @@ pub enum Source {
     },
     /// `athena:DATABASE.TABLE`, with the `--athena-*` settings.
     Athena(Box<athena::Athena>),
+    /// `lake:EVENT_DATA_STORE`.
+    Lake(lake::Lake),
 }
 
 impl std::str::FromStr for Source {
@@ -74,13 +77,16 @@ impl std::str::FromStr for Source {
                 region: Some(region.to_string()),
             });
         }
+        if let Some(store) = s.strip_prefix("lake:") {
+            return lake::Lake::parse(store).map(Source::Lake);
+        }
         if let Some(table) = s.strip_prefix("athena:") {
             return athena::Athena::parse(table).map(|a| Source::Athena(Box::new(a)));
         }
         if s.contains("://") {
             return Err(format!(
-                "{s}: unknown source; use s3://BUCKET/PREFIX, a local directory, lookup, or \
-                 athena:DATABASE.TABLE"
+                "{s}: unknown source; use s3://BUCKET/PREFIX, a local directory, lookup, \
+                 athena:DATABASE.TABLE or lake:EVENT_DATA_STORE"
             ));
         }
         Ok(Source::Local(PathBuf::from(s)))
@@ -95,6 +101,7 @@ impl std::fmt::Display for Source {
             Source::Lookup { region: None } => f.write_str("lookup"),
             Source::Lookup { region: Some(r) } => write!(f, "lookup:{r}"),
             Source::Athena(a) => write!(f, "athena:{}.{}", a.database, a.table),
+            Source::Lake(l) => write!(f, "lake:{}", l.store),
         }
     }
 }
@@ -380,6 +387,7 @@ async fn load_one(
         }
         // Athena runs its own second query for the role assumptions.
         Source::Athena(athena) => athena::load_athena(athena, range, interest).await,
+        Source::Lake(lake) => lake::load_lake(lake, range, interest).await,
     }
 }
 

@@ -330,7 +330,12 @@ pub(super) async fn load_athena(
     let config = crate::aws::sdk_config(None).await;
     let client = client(&config);
     let table = athena.table_sql();
-    let (queries, unsearchable) = sql::first_pass(&table, athena.layout, &range, interest);
+    let (queries, unsearchable) = sql::first_pass(
+        &table,
+        sql::Dialect::Athena(athena.layout),
+        &range,
+        interest,
+    );
     let mut loaded = Loaded::default();
     for key in unsearchable {
         loaded.warnings.push(format!(
@@ -349,7 +354,7 @@ pub(super) async fn load_athena(
         Roles::None => Interest::roles_of(&events_of(&rows, range, interest)),
         _ => interest.clone(),
     };
-    if let Some(q) = sql::roles(&table, athena.layout, &range, &roles) {
+    if let Some(q) = sql::roles(&table, sql::Dialect::Athena(athena.layout), &range, &roles) {
         rows.extend(run(&client, athena, &q).await?);
     }
     let interest = &Interest {
@@ -398,30 +403,42 @@ pub(super) async fn load_athena(
         match file {
             Err(e) => loaded.warnings.push(format!("{origin}: {e}")),
             Ok((read, in_file)) => {
-                let mut parsed = parsed;
-                if let Ok(p) = &mut parsed {
-                    p.sha256 = in_file.sha256.clone();
-                    let ids: HashSet<&str> = in_file
+                // The evidence is the authentic file's own events, those the rows named: a
+                // row only says which. A table defined to read other fields than CloudTrail's
+                // cannot change what an event says, and a row its file does not hold is a gap.
+                let parsed = parsed.map(|rows| {
+                    let named: HashSet<String> =
+                        rows.events.iter().filter_map(|e| e.id.clone()).collect();
+                    let held: HashSet<&str> = in_file
                         .events
                         .iter()
                         .filter_map(|e| e.id.as_deref())
                         .collect();
-                    let stray: Vec<String> = p
-                        .events
+                    let mut stray: Vec<&String> = named
                         .iter()
-                        .filter_map(|e| e.id.clone())
-                        .filter(|id| !ids.contains(id.as_str()))
+                        .filter(|id| !held.contains(id.as_str()))
                         .collect();
+                    stray.sort();
                     if !stray.is_empty() {
+                        let stray: Vec<&str> = stray.iter().map(|s| s.as_str()).collect();
                         loaded.warnings.push(format!(
                             "{origin}: Athena returned events this log file does not hold ({}): \
                              the table does not read what the bucket holds",
                             stray.join(", ")
                         ));
-                        p.events
-                            .retain(|e| e.id.as_ref().is_none_or(|id| ids.contains(id.as_str())));
                     }
-                }
+                    Parsed {
+                        records: rows.records,
+                        events: in_file
+                            .events
+                            .iter()
+                            .filter(|e| e.id.as_ref().is_some_and(|id| named.contains(id)))
+                            .cloned()
+                            .collect(),
+                        warnings: rows.warnings,
+                        sha256: in_file.sha256.clone(),
+                    }
+                });
                 if let Some(b) = &read.bucket {
                     buckets.insert(b.clone());
                     if let Some(f) = digest::digest_prefix_for_log(&read.key) {
@@ -503,7 +520,11 @@ async fn fetch(
 }
 
 /// The events of `rows` in `range` that `interest` keeps (to find the callers).
-fn events_of(rows: &[rows::Row], range: Range, interest: &Interest) -> Vec<event::Event> {
+pub(super) fn events_of(
+    rows: &[rows::Row],
+    range: Range,
+    interest: &Interest,
+) -> Vec<event::Event> {
     let mut out = Vec::new();
     for (_, records) in rows::records_by_path(rows) {
         if let Ok(p) = event::parse_json(

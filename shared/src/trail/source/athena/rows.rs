@@ -66,11 +66,25 @@ fn resource(row: &Row) -> Option<Value> {
     Some(r)
 }
 
+/// The nested objects of `responseElements` the parser reads. CloudTrail Lake keeps
+/// `responseElements` as `map<string,string>`, so there each is a JSON string.
+const NESTED: &[&str] = &["image", "credentials", "assumedRoleUser"];
+
 /// A JSON column: the object it holds; text that is not JSON stays a string, so the parser
 /// reports it as it would a log file's field of the wrong type.
 fn json_column(row: &Row, column: &str) -> Option<Value> {
     let text = get(row, column)?;
-    Some(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string())))
+    let mut v = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()));
+    if let Some(obj) = v.as_object_mut() {
+        for key in NESTED {
+            if let Some(Value::String(inner)) = obj.get(*key) {
+                if let Ok(parsed @ Value::Object(_)) = serde_json::from_str::<Value>(inner) {
+                    obj.insert(key.to_string(), parsed);
+                }
+            }
+        }
+    }
+    Some(v)
 }
 
 fn record(row: &Row, resource: Option<Value>) -> Value {

@@ -59,6 +59,17 @@ impl Layout {
     }
 }
 
+/// Which engine the SQL is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Athena over the trail bucket, partitioned as the layout says.
+    Athena(Layout),
+    /// CloudTrail Lake: one event data store, no partitions, `eventtime` a timestamp,
+    /// `requestparameters` and `responseelements` `map<string,string>` (a nested object is a
+    /// JSON string in the map), no `$path`.
+    Lake,
+}
+
 /// One query: its name (`sign`, `pushes`, `roles`) and text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
@@ -104,6 +115,32 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("e.\"$path\"", "path"),
 ];
 
+/// The expression for column `expr` of [`COLUMNS`] in `dialect`.
+fn column(dialect: Dialect, expr: &'static str) -> &'static str {
+    match (dialect, expr) {
+        (Dialect::Lake, "e.eventtime") => "to_iso8601(e.eventtime)",
+        (Dialect::Lake, "e.requestparameters") => "json_format(CAST(e.requestparameters AS JSON))",
+        (Dialect::Lake, "e.responseelements") => "json_format(CAST(e.responseelements AS JSON))",
+        (Dialect::Lake, "e.\"$path\"") => "CAST(NULL AS varchar)",
+        _ => expr,
+    }
+}
+
+/// A string field inside a JSON column (`path` as `a.b.c`): `json_extract_scalar` of the
+/// column for Athena; for Lake, the map's value, and `json_extract_scalar` of it for a nested
+/// one.
+fn field(dialect: Dialect, col: &str, path: &str) -> String {
+    match dialect {
+        Dialect::Athena(_) => format!("json_extract_scalar(e.{col}, '$.{path}')"),
+        Dialect::Lake => match path.split_once('.') {
+            None => format!("element_at(e.{col}, '{path}')"),
+            Some((top, rest)) => {
+                format!("json_extract_scalar(element_at(e.{col}, '{top}'), '$.{rest}')")
+            }
+        },
+    }
+}
+
 /// Quotes a string literal.
 pub fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -130,8 +167,18 @@ fn time(t: DateTime<Utc>) -> String {
 }
 
 /// The partition (delivery-date) and exact event-time conditions of `range`.
-fn when(layout: Layout, range: &Range) -> Vec<String> {
+fn when(dialect: Dialect, range: &Range) -> Vec<String> {
     let mut out = Vec::new();
+    let layout = match dialect {
+        Dialect::Athena(layout) => layout,
+        Dialect::Lake => {
+            // eventtime is a timestamp: compared with Lake's documented literal form.
+            let at = |t: DateTime<Utc>| literal(&t.format("%Y-%m-%d %H:%M:%S").to_string());
+            out.extend(range.since.map(|s| format!("e.eventtime >= {}", at(s))));
+            out.extend(range.until.map(|u| format!("e.eventtime <= {}", at(u))));
+            return out;
+        }
+    };
     let day = |t: DateTime<Utc>| literal(&t.format("%Y/%m/%d").to_string());
     let col = layout.date_column();
     match (range.since, range.until) {
@@ -155,6 +202,7 @@ fn when(layout: Layout, range: &Range) -> Vec<String> {
 
 fn query(
     name: &'static str,
+    dialect: Dialect,
     table: &str,
     unnest: bool,
     partitions: Vec<String>,
@@ -166,7 +214,7 @@ fn query(
             let expr = if !unnest && expr.starts_with("r.") {
                 "CAST(NULL AS varchar)"
             } else {
-                expr
+                column(dialect, expr)
             };
             format!("  {expr} AS {col}")
         })
@@ -192,14 +240,14 @@ fn query(
 /// reported as a gap.
 pub fn first_pass(
     table: &str,
-    layout: Layout,
+    dialect: Dialect,
     range: &Range,
     interest: &Interest,
 ) -> (Vec<Query>, Vec<String>) {
     let mut queries = Vec::new();
     let mut unsearchable = Vec::new();
     if let Some(keys) = &interest.keys {
-        let mut partitions = when(layout, range);
+        let mut partitions = when(dialect, range);
         let mut rest = vec![
             "e.eventsource = 'kms.amazonaws.com'".to_string(),
             "e.eventname = 'Sign'".to_string(),
@@ -215,7 +263,7 @@ pub fn first_pass(
                     .filter(|k| k.arn.is_none())
                     .map(|k| k.text.clone()),
             );
-            if layout == Layout::Org && arns.len() == keys.len() {
+            if dialect == Dialect::Athena(Layout::Org) && arns.len() == keys.len() {
                 let accounts: Vec<String> = keys.iter().filter_map(|k| k.account.clone()).collect();
                 let regions: Vec<String> = keys.iter().filter_map(|k| k.region.clone()).collect();
                 if accounts.len() == keys.len() && regions.len() == keys.len() {
@@ -226,7 +274,7 @@ pub fn first_pass(
             rest.push(format!("r.arn IN ({})", list(&arns)));
         }
         if keys.is_empty() || unsearchable.len() < keys.len() {
-            queries.push(query("sign", table, true, partitions, rest));
+            queries.push(query("sign", dialect, table, true, partitions, rest));
         }
     }
     let pushes = |extra: Option<String>| {
@@ -235,24 +283,28 @@ pub fn first_pass(
             "e.eventname = 'PutImage'".to_string(),
         ];
         rest.extend(extra);
-        query("pushes", table, false, when(layout, range), rest)
+        query("pushes", dialect, table, false, when(dialect, range), rest)
     };
     match &interest.pushes {
         Pushes::None => {}
         Pushes::All => queries.push(pushes(None)),
         Pushes::Of { digests } => {
             let mut any = vec![
-                "json_extract_scalar(e.requestparameters, '$.imageTag') LIKE 'sha256-%.sig'"
-                    .to_string(),
-                "json_extract_scalar(e.requestparameters, '$.imageManifest') LIKE '%\"subject\"%'"
-                    .to_string(),
+                format!(
+                    "{} LIKE 'sha256-%.sig'",
+                    field(dialect, "requestparameters", "imageTag")
+                ),
+                format!(
+                    "{} LIKE '%\"subject\"%'",
+                    field(dialect, "requestparameters", "imageManifest")
+                ),
             ];
             if !digests.is_empty() {
                 any.insert(
                     0,
                     format!(
-                        "json_extract_scalar(e.responseelements, '$.image.imageId.imageDigest') \
-                         IN ({})",
+                        "{} IN ({})",
+                        field(dialect, "responseelements", "image.imageId.imageDigest"),
                         list(digests)
                     ),
                 );
@@ -265,7 +317,7 @@ pub fn first_pass(
 
 /// The `roles` query: role assumptions that returned one of the callers' access keys or
 /// assumed-role ARNs (`None` when there is no caller, or `interest` keeps no roles).
-pub fn roles(table: &str, layout: Layout, range: &Range, interest: &Interest) -> Option<Query> {
+pub fn roles(table: &str, dialect: Dialect, range: &Range, interest: &Interest) -> Option<Query> {
     let names = "e.eventname IN ('AssumeRoleWithWebIdentity', 'AssumeRole')";
     let mut rest = vec![
         "e.eventsource = 'sts.amazonaws.com'".to_string(),
@@ -278,13 +330,15 @@ pub fn roles(table: &str, layout: Layout, range: &Range, interest: &Interest) ->
             let mut any = Vec::new();
             if !access_keys.is_empty() {
                 any.push(format!(
-                    "json_extract_scalar(e.responseelements, '$.credentials.accessKeyId') IN ({})",
+                    "{} IN ({})",
+                    field(dialect, "responseelements", "credentials.accessKeyId"),
                     list(access_keys)
                 ));
             }
             if !arns.is_empty() {
                 any.push(format!(
-                    "json_extract_scalar(e.responseelements, '$.assumedRoleUser.arn') IN ({})",
+                    "{} IN ({})",
+                    field(dialect, "responseelements", "assumedRoleUser.arn"),
                     list(arns)
                 ));
             }
@@ -294,7 +348,14 @@ pub fn roles(table: &str, layout: Layout, range: &Range, interest: &Interest) ->
             rest.push(format!("({})", any.join("\n    OR ")));
         }
     }
-    Some(query("roles", table, false, when(layout, range), rest))
+    Some(query(
+        "roles",
+        dialect,
+        table,
+        false,
+        when(dialect, range),
+        rest,
+    ))
 }
 
 #[cfg(test)]
@@ -363,7 +424,8 @@ mod tests {
     #[test]
     fn one_image_over_a_year_of_an_organization_trail() {
         let table = table_name("cloudtrail", "org_trail");
-        let (mut queries, unsearchable) = first_pass(&table, Layout::Org, &year(), &one_image());
+        let (mut queries, unsearchable) =
+            first_pass(&table, Dialect::Athena(Layout::Org), &year(), &one_image());
         assert!(unsearchable.is_empty());
         let roles = Interest {
             roles: Roles::Of {
@@ -374,7 +436,12 @@ mod tests {
             },
             ..Interest::default()
         };
-        queries.extend(super::roles(&table, Layout::Org, &year(), &roles));
+        queries.extend(super::roles(
+            &table,
+            Dialect::Athena(Layout::Org),
+            &year(),
+            &roles,
+        ));
         assert_eq!(
             queries.iter().map(|q| q.name).collect::<Vec<_>>(),
             ["sign", "pushes", "roles"]
@@ -397,16 +464,39 @@ mod tests {
             since: Some(t("2025-11-10T00:00:00Z")),
             until: None,
         };
-        let (queries, _) = first_pass(&table, Layout::Account, &since, &usage);
+        let (queries, _) = first_pass(&table, Dialect::Athena(Layout::Account), &since, &usage);
         snapshot("key-usage-account", &queries);
         // No --key: every key's Sign events; no range: no partition is pruned.
         let every = Interest {
             keys: Some(Vec::new()),
             ..usage
         };
-        let (queries, _) = first_pass(&table, Layout::Org, &Range::default(), &every);
+        let (queries, _) = first_pass(
+            &table,
+            Dialect::Athena(Layout::Org),
+            &Range::default(),
+            &every,
+        );
         assert!(queries[0].sql.contains("r.arn LIKE 'arn:%:kms:%:key/%'"));
         assert!(!queries[0].sql.contains("\"date\""), "{}", queries[0].sql);
+    }
+
+    #[test]
+    fn one_image_on_a_cloudtrail_lake_event_data_store() {
+        let store = "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111";
+        let (mut queries, _) = first_pass(store, Dialect::Lake, &year(), &one_image());
+        let roles = Interest {
+            roles: Roles::Of {
+                access_keys: HashSet::from(["ASIAEXAMPLECALLER".to_string()]),
+                arns: HashSet::new(),
+            },
+            ..Interest::default()
+        };
+        queries.extend(super::roles(store, Dialect::Lake, &year(), &roles));
+        assert!(queries
+            .iter()
+            .all(|q| !q.sql.contains("$path") && !q.sql.contains("\"date\"")));
+        snapshot("one-image-lake", &queries);
     }
 
     #[test]
@@ -420,21 +510,28 @@ mod tests {
             },
             ..Interest::default()
         };
-        let q = super::roles("t", Layout::Org, &year(), &roles).unwrap();
+        let q = super::roles("t", Dialect::Athena(Layout::Org), &year(), &roles).unwrap();
         assert!(q.sql.contains("IN ('x'') OR 1=1 --')"), "{}", q.sql);
         let alias = Interest {
             keys: Some(vec![KeySpec::parse("alias/cosign").unwrap()]),
             pushes: Pushes::None,
             ..Interest::default()
         };
-        let (queries, unsearchable) = first_pass("t", Layout::Org, &year(), &alias);
+        let (queries, unsearchable) =
+            first_pass("t", Dialect::Athena(Layout::Org), &year(), &alias);
         assert!(queries.is_empty());
         assert_eq!(unsearchable, ["alias/cosign"]);
-        assert!(super::roles("t", Layout::Org, &year(), &Interest::default()).is_some());
+        assert!(super::roles(
+            "t",
+            Dialect::Athena(Layout::Org),
+            &year(),
+            &Interest::default()
+        )
+        .is_some());
         let none = Interest {
             roles: Roles::None,
             ..Interest::default()
         };
-        assert!(super::roles("t", Layout::Org, &year(), &none).is_none());
+        assert!(super::roles("t", Dialect::Athena(Layout::Org), &year(), &none).is_none());
     }
 }
