@@ -9,13 +9,14 @@ executor (moto_server.py, 5.) and by the benchmark (bench-athena-duckdb.py).
   partition columns of the layout (`org`: account, region, date; `account`: timestamp), and
   "$path", the object's s3:// URI.
 * The translation from Athena's dialect is what trail-for's queries need and no more:
-  json_extract_scalar -> json_extract_string, "DB"."TABLE" e -> the view. From Lake's (one
+  json_extract_scalar -> json_extract_string, cardinality -> len, "DB"."TABLE" e -> the
+  view. From Lake's (one
   event data store, requestparameters and responseelements map<string,string>, eventtime a
   timestamp): element_at(e.M, 'k') -> json_extract_string(e.M, '$.k') and
   json_format(CAST(e.M AS JSON)) -> e.M (the view keeps the JSON text where Lake keeps a map),
   to_iso8601(e.eventtime) -> strftime, FROM <store id> e -> the view. DuckDB reads the
-  rest as Trino does: struct fields (e.useridentity.arn), CROSS JOIN UNNEST(e.resources) AS
-  u(r), LIKE, IN, BETWEEN, CAST(NULL AS varchar).
+  rest as Trino does: struct fields (e.useridentity.arn), filter(e.resources, x -> ...)[1].arn
+  (lambdas, 1-based subscripts), LIKE, IN, BETWEEN, CAST(NULL AS varchar).
 * Bytes scanned: Athena bills a JSON table by the whole size of every object in the
   partitions a query selects. This sums the objects' sizes over the conditions of the query's
   WHERE that name only partition columns (trail-for writes one condition a line).
@@ -131,6 +132,7 @@ def translate(sql: str, dialect: str) -> str:
         duck = duck.replace("to_iso8601(e.eventtime)", "strftime(e.eventtime, '%Y-%m-%dT%H:%M:%SZ')")
         duck = re.sub(r"\bFROM [A-Za-z0-9_-]+ e\b", "FROM ct e", duck, count=1)
     duck = re.sub(r"json_extract_scalar\(", "json_extract_string(", duck)
+    duck = re.sub(r"\bcardinality\(", "len(", duck)
     duck = re.sub(r'"[^"]+"\."[^"]+"(\s+e\b)', r"ct\1", duck, count=1)
     return duck
 

@@ -42,9 +42,10 @@
    /moto-api/static/athena/query-results does) before moto takes it. The file:
      {"tables": {"DB.TABLE": {"location": "s3://BUCKET/PREFIX/", "layout": "org"|"account",
                               "throttle": N}}}
-   * The translation from Athena's dialect is what trail-for's queries need and no more:
-     json_extract_scalar -> json_extract_string, "DB"."TABLE" -> the view. Everything else
-     (struct fields, CROSS JOIN UNNEST(...) AS u(r), LIKE, IN, BETWEEN) DuckDB reads as is.
+   * The translation from Athena's dialect is what trail-for's queries need and no more
+     (athena_duckdb.py): json_extract_scalar -> json_extract_string, cardinality -> len,
+     "DB"."TABLE" -> the view. Everything else (struct fields, filter with a lambda, LIKE, IN,
+     BETWEEN) DuckDB reads as is.
    * Partitions: `org` gives account, region and date (yyyy/MM/dd) from each key's
      AWSLogs/[o-ORG/]ACCT/CloudTrail/REGION/YYYY/MM/DD/ (AWS's organization table, projected);
      `account` gives timestamp (yyyy/MM/dd). "$path" is the object's s3:// URI. Only log files

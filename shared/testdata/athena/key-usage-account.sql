@@ -21,16 +21,15 @@ SELECT
   e.useridentity.sessioncontext.webidfederationdata.federatedprovider AS identity_federatedprovider,
   e.requestparameters AS requestparameters,
   e.responseelements AS responseelements,
-  r.arn AS resource_arn,
-  r.type AS resource_type,
+  filter(e.resources, x -> x.arn IN ('arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab'))[1].arn AS resource_arn,
+  filter(e.resources, x -> x.arn IN ('arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab'))[1].type AS resource_type,
   e."$path" AS path
 FROM "default"."cloudtrail_logs_pp" e
-CROSS JOIN UNNEST(e.resources) AS u(r)
 WHERE e."timestamp" >= '2025/11/09'
   AND e.eventtime >= '2025-11-10T00:00:00Z'
   AND e.eventsource = 'kms.amazonaws.com'
   AND e.eventname = 'Sign'
-  AND r.arn IN ('arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab');
+  AND cardinality(filter(e.resources, x -> x.arn IN ('arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab'))) > 0;
 
 -- trail-for: pushes
 SELECT

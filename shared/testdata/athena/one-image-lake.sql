@@ -21,16 +21,15 @@ SELECT
   e.useridentity.sessioncontext.webidfederationdata.federatedprovider AS identity_federatedprovider,
   json_format(CAST(e.requestparameters AS JSON)) AS requestparameters,
   json_format(CAST(e.responseelements AS JSON)) AS responseelements,
-  r.arn AS resource_arn,
-  r.type AS resource_type,
+  filter(e.resources, x -> x.arn IN ('arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab'))[1].arn AS resource_arn,
+  filter(e.resources, x -> x.arn IN ('arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab'))[1].type AS resource_type,
   CAST(NULL AS varchar) AS path
 FROM a1b2c3d4-5678-90ab-cdef-EXAMPLE11111 e
-CROSS JOIN UNNEST(e.resources) AS u(r)
 WHERE e.eventtime >= '2025-01-01 00:00:00'
   AND e.eventtime <= '2025-12-31 23:59:59'
   AND e.eventsource = 'kms.amazonaws.com'
   AND e.eventname = 'Sign'
-  AND r.arn IN ('arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab');
+  AND cardinality(filter(e.resources, x -> x.arn IN ('arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab'))) > 0;
 
 -- trail-for: pushes
 SELECT

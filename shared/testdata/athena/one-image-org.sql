@@ -21,11 +21,10 @@ SELECT
   e.useridentity.sessioncontext.webidfederationdata.federatedprovider AS identity_federatedprovider,
   e.requestparameters AS requestparameters,
   e.responseelements AS responseelements,
-  r.arn AS resource_arn,
-  r.type AS resource_type,
+  filter(e.resources, x -> x.arn IN ('arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab'))[1].arn AS resource_arn,
+  filter(e.resources, x -> x.arn IN ('arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab'))[1].type AS resource_type,
   e."$path" AS path
 FROM "cloudtrail"."org_trail" e
-CROSS JOIN UNNEST(e.resources) AS u(r)
 WHERE e.account IN ('111122223333')
   AND e.region IN ('us-east-1')
   AND e."date" BETWEEN '2024/12/31' AND '2026/01/01'
@@ -33,7 +32,7 @@ WHERE e.account IN ('111122223333')
   AND e.eventtime <= '2025-12-31T23:59:59Z'
   AND e.eventsource = 'kms.amazonaws.com'
   AND e.eventname = 'Sign'
-  AND r.arn IN ('arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab');
+  AND cardinality(filter(e.resources, x -> x.arn IN ('arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab'))) > 0;
 
 -- trail-for: pushes
 SELECT

@@ -77,8 +77,8 @@ pub struct Query {
     pub sql: String,
 }
 
-/// The columns every query returns, in order: (expression, name). A query without
-/// `resources` in its rows selects NULL for the last two but one.
+/// The columns every query returns, in order: (expression, name). `r.` is the `resources`
+/// entry that names the key (see [`query`]); the queries other than `sign` select NULL there.
 pub const COLUMNS: &[(&str, &str)] = &[
     ("e.eventid", "eventid"),
     ("e.eventtime", "eventtime"),
@@ -200,34 +200,38 @@ fn when(dialect: Dialect, range: &Range) -> Vec<String> {
     out
 }
 
+/// One query. `key`, for `sign`, is the condition on a `resources` entry `x` that names the
+/// key: its first such entry is the row's `resource_arn` and `resource_type`. Trino's
+/// `UNNEST` would expand each field of a `ROW` into a column of its own (so `UNNEST(resources)
+/// AS u(r)` is not one column `r`), hence `filter` with a lambda, which reads the same in
+/// Athena, Lake and DuckDB.
 fn query(
     name: &'static str,
     dialect: Dialect,
     table: &str,
-    unnest: bool,
+    key: Option<String>,
     partitions: Vec<String>,
     rest: Vec<String>,
 ) -> Query {
+    let matching = key
+        .as_ref()
+        .map(|k| format!("filter(e.resources, x -> {k})"));
     let columns = COLUMNS
         .iter()
         .map(|(expr, col)| {
-            let expr = if !unnest && expr.starts_with("r.") {
-                "CAST(NULL AS varchar)"
-            } else {
-                column(dialect, expr)
+            let expr = match (expr.strip_prefix("r."), &matching) {
+                (Some(field), Some(m)) => format!("{m}[1].{field}"),
+                (Some(_), None) => "CAST(NULL AS varchar)".to_string(),
+                (None, _) => column(dialect, expr).to_string(),
             };
             format!("  {expr} AS {col}")
         })
         .collect::<Vec<_>>()
         .join(",\n");
-    let from = if unnest {
-        format!("{table} e\nCROSS JOIN UNNEST(e.resources) AS u(r)")
-    } else {
-        format!("{table} e")
-    };
     let mut conditions = partitions;
     conditions.extend(rest);
-    let mut sql = format!("-- trail-for: {name}\nSELECT\n{columns}\nFROM {from}");
+    conditions.extend(matching.map(|m| format!("cardinality({m}) > 0")));
+    let mut sql = format!("-- trail-for: {name}\nSELECT\n{columns}\nFROM {table} e");
     for (i, c) in conditions.iter().enumerate() {
         sql.push_str(if i == 0 { "\nWHERE " } else { "\n  AND " });
         sql.push_str(c);
@@ -248,14 +252,14 @@ pub fn first_pass(
     let mut unsearchable = Vec::new();
     if let Some(keys) = &interest.keys {
         let mut partitions = when(dialect, range);
-        let mut rest = vec![
+        let rest = vec![
             "e.eventsource = 'kms.amazonaws.com'".to_string(),
             "e.eventname = 'Sign'".to_string(),
         ];
-        if keys.is_empty() {
+        let key = if keys.is_empty() {
             // A key's ARN, as `event::is_key_arn` reads it (not the resource type, which a
             // record may leave out).
-            rest.push("r.arn LIKE 'arn:%:kms:%:key/%'".to_string());
+            "x.arn LIKE 'arn:%:kms:%:key/%'".to_string()
         } else {
             let arns: Vec<String> = keys.iter().filter_map(|k| k.arn.clone()).collect();
             unsearchable.extend(
@@ -271,10 +275,10 @@ pub fn first_pass(
                     partitions.insert(1, format!("e.region IN ({})", list(&regions)));
                 }
             }
-            rest.push(format!("r.arn IN ({})", list(&arns)));
-        }
+            format!("x.arn IN ({})", list(&arns))
+        };
         if keys.is_empty() || unsearchable.len() < keys.len() {
-            queries.push(query("sign", dialect, table, true, partitions, rest));
+            queries.push(query("sign", dialect, table, Some(key), partitions, rest));
         }
     }
     let pushes = |extra: Option<String>| {
@@ -283,7 +287,7 @@ pub fn first_pass(
             "e.eventname = 'PutImage'".to_string(),
         ];
         rest.extend(extra);
-        query("pushes", dialect, table, false, when(dialect, range), rest)
+        query("pushes", dialect, table, None, when(dialect, range), rest)
     };
     match &interest.pushes {
         Pushes::None => {}
@@ -352,7 +356,7 @@ pub fn roles(table: &str, dialect: Dialect, range: &Range, interest: &Interest) 
         "roles",
         dialect,
         table,
-        false,
+        None,
         when(dialect, range),
         rest,
     ))
@@ -477,7 +481,7 @@ mod tests {
             &Range::default(),
             &every,
         );
-        assert!(queries[0].sql.contains("r.arn LIKE 'arn:%:kms:%:key/%'"));
+        assert!(queries[0].sql.contains("x.arn LIKE 'arn:%:kms:%:key/%'"));
         assert!(!queries[0].sql.contains("\"date\""), "{}", queries[0].sql);
     }
 
