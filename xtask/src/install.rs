@@ -11,7 +11,8 @@
 //! - `bin/cosign`: wrapper running Debian sid's cosign 3.1.1 through sid's own glibc loader, the
 //!   interop anchor; `cosign-3.1/` the extracted root (with `sigtrail-version`), `apt-sid/` its
 //!   private apt config
-//! - `venv/`: Python venv with `scripts/requirements.txt` (moto, boto3, cryptography, pynacl)
+//! - `venv/`: Python venv with `scripts/requirements.txt` (moto, boto3, cryptography, pynacl,
+//!   awscli, duckdb)
 //! - `bin/srs-verify`, `bin/srs-sign`: the sigstore-rs harness, built from
 //!   `scripts/interop/sigstore-rs-harness` with its own target dir `srs-target/`
 
