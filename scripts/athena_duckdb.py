@@ -2,8 +2,8 @@
 """DuckDB standing in for Athena over CloudTrail log files: used by the emulator's Athena
 executor (moto_server.py, 5.) and by the benchmark (bench-athena-duckdb.py).
 
-* The table: a view with the columns of the CloudTrail table docs/athena.md defines (AWS's
-  column list plus useridentity.identityprovider), one row per record of each log file's
+* The table: a view with every column of the CloudTrail table docs/athena.md defines (AWS's
+  column list plus useridentity.identityprovider), in its order and nesting, one row per record of each log file's
   {"Records": [...]}, requestparameters / responseelements / additionaleventdata kept as JSON
   text (as the JsonSerDe gives them: declared STRING), resources as a list of structs, the
   partition columns of the layout (`org`: account, region, date; `account`: timestamp), and
@@ -45,15 +45,24 @@ SELECT
    'accesskeyid': json_extract_string(r, '$.userIdentity.accessKeyId'),
    'username': json_extract_string(r, '$.userIdentity.userName'),
    'identityprovider': json_extract_string(r, '$.userIdentity.identityProvider'),
+   'onbehalfof': {
+     'userid': json_extract_string(r, '$.userIdentity.onBehalfOf.userId'),
+     'identitystorearn': json_extract_string(r, '$.userIdentity.onBehalfOf.identityStoreArn')},
    'sessioncontext': {
+     'attributes': {
+       'mfaauthenticated': json_extract_string(r, '$.userIdentity.sessionContext.attributes.mfaAuthenticated'),
+       'creationdate': json_extract_string(r, '$.userIdentity.sessionContext.attributes.creationDate')},
      'sessionissuer': {
        'type': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.type'),
        'principalid': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.principalId'),
        'arn': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.arn'),
        'accountid': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.accountId'),
        'username': json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.userName')},
+     'ec2roledelivery': json_extract_string(r, '$.userIdentity.sessionContext.ec2RoleDelivery'),
      'webidfederationdata': {
-       'federatedprovider': json_extract_string(r, '$.userIdentity.sessionContext.webIdFederationData.federatedProvider')}}
+       'federatedprovider': json_extract_string(r, '$.userIdentity.sessionContext.webIdFederationData.federatedProvider'),
+       'attributes': CAST(json_extract(r, '$.userIdentity.sessionContext.webIdFederationData.attributes')
+                          AS MAP(VARCHAR, VARCHAR))}}
   } AS useridentity,
   {eventtime} AS eventtime,
   json_extract_string(r, '$.eventSource') AS eventsource,
@@ -73,7 +82,22 @@ SELECT
     from_json(json_extract(r, '$.resources'), '[{"ARN":"VARCHAR","accountId":"VARCHAR","type":"VARCHAR"}]'),
     x -> {'arn': x.ARN, 'accountid': x.accountId, 'type': x.type}) AS resources,
   json_extract_string(r, '$.eventType') AS eventtype,
+  json_extract_string(r, '$.apiVersion') AS apiversion,
   json_extract_string(r, '$.recipientAccountId') AS recipientaccountid,
+  nullif(json_extract(r, '$.serviceEventDetails')::VARCHAR, 'null') AS serviceeventdetails,
+  json_extract_string(r, '$.sharedEventID') AS sharedeventid,
+  json_extract_string(r, '$.vpcEndpointId') AS vpcendpointid,
+  json_extract_string(r, '$.vpcEndpointAccountId') AS vpcendpointaccountid,
+  json_extract_string(r, '$.eventCategory') AS eventcategory,
+  {'reason': json_extract_string(r, '$.addendum.reason'),
+   'updatedfields': json_extract_string(r, '$.addendum.updatedFields'),
+   'originalrequestid': json_extract_string(r, '$.addendum.originalRequestID'),
+   'originaleventid': json_extract_string(r, '$.addendum.originalEventID')} AS addendum,
+  json_extract_string(r, '$.sessionCredentialFromConsole') AS sessioncredentialfromconsole,
+  nullif(json_extract(r, '$.edgeDeviceDetails')::VARCHAR, 'null') AS edgedevicedetails,
+  {'tlsversion': json_extract_string(r, '$.tlsDetails.tlsVersion'),
+   'ciphersuite': json_extract_string(r, '$.tlsDetails.cipherSuite'),
+   'clientprovidedhostheader': json_extract_string(r, '$.tlsDetails.clientProvidedHostHeader')} AS tlsdetails,
   {partitions},
   f.path AS "$path"
 FROM raw JOIN files f ON f.file = raw.filename
