@@ -772,3 +772,91 @@ fn the_monitor_reports_each_new_orphan_once_and_resumes_after_a_failed_run() {
     // Run 5: nothing new at all.
     assert!(monitor(Some(0)).is_empty());
 }
+
+/// The quiet folder: someone holding the key signs once with it, and the key's region folder
+/// holds no other log file in the range (a dedicated signing account, a monitor run over the
+/// last hours). Deleting that one file must not make the `Sign` vanish without a trace: the
+/// digest that lists it is read even though no log file of that folder is, and the file is
+/// reported deleted, from a local copy and from S3 alike.
+#[test]
+fn deleting_every_log_file_of_a_folder_is_still_caught() {
+    let mut aws = Aws::start();
+    let run = signing_run(&mut aws, &unique("alias/trail-quiet"));
+    // The same calls' Sign, as a key in eu-west-1 would log it: the only record of its folder.
+    let sign = run
+        .trail
+        .records
+        .iter()
+        .find(|r| r["eventName"] == "Sign")
+        .unwrap();
+    let mut rogue: Value =
+        serde_json::from_str(&sign.to_string().replace(REGION, "eu-west-1")).unwrap();
+    rogue["eventID"] = sigtrail_tests::trail::event_id().into();
+    rogue["requestID"] = "rogue-request".into();
+    // Two hours before the run: no signature push is near it, so it is an orphan.
+    rogue["eventTime"] = minutes_ago(120).into();
+    let key = rogue["resources"][0]["ARN"].as_str().unwrap().to_string();
+    assert!(key.contains(":eu-west-1:"), "{key}");
+    let mut trail = run.trail.records.clone();
+    trail.push(rogue);
+    let since = today();
+    let usage = |source: &str| {
+        let out = sigtrail_tests::run(
+            with_keys(
+                &mut tool("trail-for"),
+                &[
+                    "--key-usage",
+                    "--key",
+                    &key,
+                    "--since",
+                    &since,
+                    "--cloudtrail",
+                    source,
+                ],
+            ),
+            b"",
+        );
+        (records(&out), out)
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let written = write_log_files(dir.path(), &trail, "q");
+    digests::seal(dir.path(), digests::BUCKET);
+    let quiet = written
+        .iter()
+        .find(|rel| rel.contains("/eu-west-1/"))
+        .unwrap()
+        .clone();
+    let bucket = unique("trail-quiet");
+    let s3_root = resealed(dir.path(), &bucket);
+    digests::upload(&mut aws, s3_root.path(), &bucket);
+    let local = dir.path().to_str().unwrap().to_string();
+    let s3 = format!("s3://{bucket}/AWSLogs/");
+    for source in [&local, &s3] {
+        let (out, o) = usage(source);
+        let orphans: Vec<&Value> = out.iter().filter(|r| r["orphan"] == true).collect();
+        assert_eq!(
+            orphans.len(),
+            1,
+            "{source}: the rogue Sign is an orphan: {}",
+            stderr(&o)
+        );
+    }
+    std::fs::remove_file(dir.path().join(&quiet)).unwrap();
+    aws.call(json!({"op": "s3_delete", "bucket": bucket, "key": quiet}));
+    for source in [&local, &s3] {
+        let (out, o) = usage(source);
+        assert_eq!(o.status.code(), Some(1), "{source}: {}", stderr(&o));
+        let last = out.last().unwrap_or(&Value::Null);
+        assert_eq!(
+            last["error"]["kind"], "trail_tampered",
+            "{source}: {out:#?}"
+        );
+        assert!(
+            stderr(&o).contains("was not found (deleted?)")
+                && stderr(&o).contains(quiet.rsplit('/').next().unwrap()),
+            "{source}: the deleted file is named: {}",
+            stderr(&o)
+        );
+    }
+}

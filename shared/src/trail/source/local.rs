@@ -39,11 +39,23 @@ fn is_account_dir(dir: &Path) -> bool {
             || (above.starts_with("o-") && name(parent.and_then(Path::parent)) == "AWSLogs"))
 }
 
-fn walk(dir: &Path, range: &Range, depth: usize, out: &mut Vec<PathBuf>, errors: &mut Vec<String>) {
+/// What a walk found: log files, digest folders, and what could not be read.
+#[derive(Default)]
+struct Walked {
+    files: Vec<PathBuf>,
+    /// `.../AWSLogs/ACCT/CloudTrail-Digest/REGION/` of every account folder walked: read even
+    /// where no log file of the range is, so a folder whose every log file was deleted is still
+    /// seen (its digests list them).
+    digest_folders: Vec<String>,
+    errors: Vec<String>,
+}
+
+fn walk(dir: &Path, range: &Range, depth: usize, w: &mut Walked) {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            errors.push(format!("{}: cannot read directory: {e}", dir.display()));
+            w.errors
+                .push(format!("{}: cannot read directory: {e}", dir.display()));
             return;
         }
     };
@@ -55,7 +67,8 @@ fn walk(dir: &Path, range: &Range, depth: usize, out: &mut Vec<PathBuf>, errors:
         .filter_map(|e| match e {
             Ok(e) => Some(e),
             Err(e) => {
-                errors.push(format!("{}: cannot read directory: {e}", dir.display()));
+                w.errors
+                    .push(format!("{}: cannot read directory: {e}", dir.display()));
                 None
             }
         })
@@ -67,11 +80,24 @@ fn walk(dir: &Path, range: &Range, depth: usize, out: &mut Vec<PathBuf>, errors:
         let kind = match std::fs::metadata(&path) {
             Ok(meta) => meta.file_type(),
             Err(e) => {
-                errors.push(format!("{}: cannot read: {e}", path.display()));
+                w.errors
+                    .push(format!("{}: cannot read: {e}", path.display()));
                 continue;
             }
         };
         let name = entry.file_name();
+        if account && name == "CloudTrail-Digest" && kind.is_dir() {
+            if let Ok(regions) = std::fs::read_dir(&path) {
+                let mut regions: Vec<String> = regions
+                    .flatten()
+                    .filter(|r| std::fs::metadata(r.path()).is_ok_and(|m| m.is_dir()))
+                    .map(|r| format!("{}/", r.path().to_string_lossy()))
+                    .collect();
+                regions.sort();
+                w.digest_folders.extend(regions);
+            }
+            continue;
+        }
         if account && name != "CloudTrail" {
             continue;
         }
@@ -84,15 +110,15 @@ fn walk(dir: &Path, range: &Range, depth: usize, out: &mut Vec<PathBuf>, errors:
                 }
             }
             if depth >= MAX_WALK_DEPTH {
-                errors.push(format!(
+                w.errors.push(format!(
                     "{}: more than {MAX_WALK_DEPTH} folders deep (a symlink loop?); not read",
                     path.display()
                 ));
                 continue;
             }
-            walk(&path, range, depth + 1, out, errors);
+            walk(&path, range, depth + 1, w);
         } else if is_log_file(&name.to_string_lossy()) {
-            out.push(path);
+            w.files.push(path);
         }
     }
 }
@@ -105,20 +131,24 @@ pub(super) async fn load_local(
     let meta = tokio::fs::metadata(&path)
         .await
         .map_err(|e| format!("cannot read: {e}"))?;
-    let (files, errors) = if meta.is_dir() {
+    let walked = if meta.is_dir() {
         let root = path.clone();
         tokio::task::spawn_blocking(move || {
-            let (mut files, mut errors) = (Vec::new(), Vec::new());
-            walk(&root, &range, 0, &mut files, &mut errors);
-            (files, errors)
+            let mut w = Walked::default();
+            walk(&root, &range, 0, &mut w);
+            w
         })
         .await
         .map_err(|e| format!("directory walk stopped: {e}"))?
     } else {
-        (vec![path], Vec::new())
+        Walked {
+            files: vec![path],
+            ..Walked::default()
+        }
     };
+    let files = walked.files;
     let mut loaded = Loaded {
-        warnings: errors,
+        warnings: walked.errors,
         ..Loaded::default()
     };
     // Two files per core in flight: while this task merges one file's events, every core
@@ -134,7 +164,12 @@ pub(super) async fn load_local(
             (file, result)
         })
         .buffer_unordered(jobs);
-    let mut folders = std::collections::BTreeSet::new();
+    // The second pass (only some files) reads no digests: the first read them all.
+    let mut folders: std::collections::BTreeSet<String> = if interest.only_files.is_none() {
+        walked.digest_folders.into_iter().collect()
+    } else {
+        Default::default()
+    };
     while let Some((file, result)) = results.next().await {
         let key = file.to_string_lossy().into_owned();
         folders.extend(digest::digest_prefix_for_log(&key));

@@ -298,9 +298,18 @@ impl Loaded {
     pub fn would_read(&self, range: Range) -> impl Fn(&str, &str) -> bool {
         use super::integrity::digest::layout_tail;
         let mut folders = HashSet::new();
-        for l in &self.logs {
-            if let Some(f) = log_folder(&l.key) {
-                folders.insert(match &l.bucket {
+        // The folders log files were read from, and those whose digests were read: a folder
+        // whose every log file is gone is known from its digests.
+        let read = self.logs.iter().map(|l| (&l.bucket, log_folder(&l.key)));
+        let digested = self.digests.iter().map(|d| {
+            (
+                &d.bucket,
+                log_folder(&d.key.replacen("/CloudTrail-Digest/", "/CloudTrail/", 1)),
+            )
+        });
+        for (bucket, folder) in read.chain(digested) {
+            if let Some(f) = folder {
+                folders.insert(match bucket {
                     Some(b) => format!("{b}/{f}"),
                     None => layout_tail(&f).unwrap_or(&f).to_string(),
                 });

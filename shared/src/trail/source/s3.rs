@@ -143,6 +143,46 @@ async fn s3_keys(
     }
 }
 
+/// The digest folders (`.../AWSLogs/[o-ORG/]ACCT/CloudTrail-Digest/REGION/`) of every account
+/// under `prefix`, when `prefix` is at or above an account folder: read even where no log file
+/// of the range is, so a folder whose every log file was deleted is still seen.
+async fn digest_folders(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<String>, String> {
+    let Some(segs) = after_awslogs(prefix) else {
+        if prefix.ends_with(".gz") || prefix.ends_with(".json") {
+            return Ok(Vec::new());
+        }
+        let (dirs, _) = list(client, bucket, prefix, true).await?;
+        let awslogs = format!("{prefix}AWSLogs/");
+        if dirs.contains(&awslogs) {
+            return Box::pin(digest_folders(client, bucket, &awslogs)).await;
+        }
+        return Ok(Vec::new());
+    };
+    let org = segs.first().is_some_and(|s| s.starts_with("o-"));
+    match segs.len() - usize::from(org) {
+        0 => {
+            // AWSLogs/ (or AWSLogs/o-ORG/): accounts, or organizations
+            let (dirs, _) = list(client, bucket, prefix, true).await?;
+            let subs = futures::stream::iter(dirs)
+                .map(|d| async move { Box::pin(digest_folders(client, bucket, &d)).await })
+                .buffer_unordered(S3_CONCURRENCY)
+                .try_collect::<Vec<_>>()
+                .await?;
+            Ok(subs.into_iter().flatten().collect())
+        }
+        1 => {
+            let (dirs, _) =
+                list(client, bucket, &format!("{prefix}CloudTrail-Digest/"), true).await?;
+            Ok(dirs)
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
 pub(super) async fn load_s3(
     bucket: &str,
     prefix: &str,
@@ -160,7 +200,15 @@ pub(super) async fn load_s3(
             async move { fetch_log(&client, bucket, &key, interest.hash_files).await }
         })
         .buffer_unordered(S3_CONCURRENCY);
+    // Every account's digest folders (the second pass, over some files only, reads none: the
+    // first read them all).
     let mut folders = std::collections::BTreeSet::new();
+    if interest.only_files.is_none() {
+        match digest_folders(&client, bucket, prefix).await {
+            Ok(found) => folders.extend(found),
+            Err(e) => loaded.warnings.push(e),
+        }
+    }
     while let Some((mut read, result)) = results.next().await {
         folders.extend(digest::digest_prefix_for_log(&read.key));
         if let Some(lock) = &mut read.lock {
