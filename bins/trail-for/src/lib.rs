@@ -271,8 +271,12 @@ pub async fn build(args: Args) -> Result<TrailFor> {
                 a.output.clone_from(&args.athena_output);
                 a.max_scan = args.athena_max_scan;
                 a.layout = args.athena_layout;
+                a.quiet = args.common.quiet;
             }
-            Source::Lake(l) => l.max_scan = args.athena_max_scan,
+            Source::Lake(l) => {
+                l.max_scan = args.athena_max_scan;
+                l.quiet = args.common.quiet;
+            }
             _ => {}
         }
     }

@@ -25,6 +25,8 @@ pub struct Lake {
     pub store: String,
     /// `--athena-max-scan`: stop a query that scans more bytes than this.
     pub max_scan: Option<u64>,
+    /// `-q`: no cost line on stderr.
+    pub quiet: bool,
 }
 
 impl Lake {
@@ -45,6 +47,7 @@ impl Lake {
         Ok(Lake {
             store: id.to_string(),
             max_scan: None,
+            quiet: false,
         })
     }
 }
@@ -171,11 +174,13 @@ async fn run(
             break;
         }
     }
-    eprintln!(
-        "trail-for: lake: {name}: {} rows in {:.1} s, scanned {scanned} bytes",
-        out.len(),
-        began.elapsed().as_secs_f64()
-    );
+    if !lake.quiet {
+        eprintln!(
+            "trail-for: lake: {name}: {} rows in {:.1} s, scanned {scanned} bytes",
+            out.len(),
+            began.elapsed().as_secs_f64()
+        );
+    }
     Ok(out)
 }
 

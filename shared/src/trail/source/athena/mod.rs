@@ -55,6 +55,8 @@ pub struct Athena {
     /// `--athena-max-scan`: stop a query that scans more bytes than this.
     pub max_scan: Option<u64>,
     pub layout: Layout,
+    /// `-q`: no progress or cost lines on stderr.
+    pub quiet: bool,
 }
 
 impl Athena {
@@ -71,6 +73,7 @@ impl Athena {
             output: None,
             max_scan: None,
             layout: Layout::default(),
+            quiet: false,
         })
     }
 
@@ -229,7 +232,7 @@ async fn run(
                 ));
             }
             _ => {
-                if last_line.elapsed() >= Duration::from_secs(5) {
+                if !athena.quiet && last_line.elapsed() >= Duration::from_secs(5) {
                     eprintln!(
                         "trail-for: athena: {name}: {} after {:.0} s, {} scanned",
                         state.as_ref().map_or("QUEUED", |s| s.as_str()),
@@ -244,6 +247,9 @@ async fn run(
         }
     };
     let rows = results(client, name, &id).await?;
+    if athena.quiet {
+        return Ok(rows);
+    }
     eprintln!(
         "trail-for: athena: {name}: {} rows in {:.1} s, scanned {} ({scanned} bytes), \
          cost ${:.4} at ${DOLLARS_PER_TB}/TB",
