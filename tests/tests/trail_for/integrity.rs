@@ -830,9 +830,19 @@ fn deleting_every_log_file_of_a_folder_is_still_caught() {
     let bucket = unique("trail-quiet");
     let s3_root = resealed(dir.path(), &bucket);
     digests::upload(&mut aws, s3_root.path(), &bucket);
-    let local = dir.path().to_str().unwrap().to_string();
-    let s3 = format!("s3://{bucket}/AWSLogs/");
-    for source in [&local, &s3] {
+    // The whole copy and bucket, and (as the README's monitor reads it) an account's
+    // CloudTrail/ folder.
+    let sources = [
+        dir.path().to_str().unwrap().to_string(),
+        dir.path()
+            .join(format!("AWSLogs/{ACCOUNT}/CloudTrail"))
+            .to_str()
+            .unwrap()
+            .to_string(),
+        format!("s3://{bucket}/AWSLogs/"),
+        format!("s3://{bucket}/AWSLogs/{ACCOUNT}/CloudTrail/"),
+    ];
+    for source in &sources {
         let (out, o) = usage(source);
         let orphans: Vec<&Value> = out.iter().filter(|r| r["orphan"] == true).collect();
         assert_eq!(
@@ -844,7 +854,7 @@ fn deleting_every_log_file_of_a_folder_is_still_caught() {
     }
     std::fs::remove_file(dir.path().join(&quiet)).unwrap();
     aws.call(json!({"op": "s3_delete", "bucket": bucket, "key": quiet}));
-    for source in [&local, &s3] {
+    for source in &sources {
         let (out, o) = usage(source);
         assert_eq!(o.status.code(), Some(1), "{source}: {}", stderr(&o));
         let last = out.last().unwrap_or(&Value::Null);

@@ -50,6 +50,20 @@ struct Walked {
     errors: Vec<String>,
 }
 
+/// The region folders of a `CloudTrail-Digest/` folder, each ending in `/`.
+fn digest_regions(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut regions: Vec<String> = entries
+        .flatten()
+        .filter(|r| std::fs::metadata(r.path()).is_ok_and(|m| m.is_dir()))
+        .map(|r| format!("{}/", r.path().to_string_lossy()))
+        .collect();
+    regions.sort();
+    regions
+}
+
 fn walk(dir: &Path, range: &Range, depth: usize, w: &mut Walked) {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -87,15 +101,7 @@ fn walk(dir: &Path, range: &Range, depth: usize, w: &mut Walked) {
         };
         let name = entry.file_name();
         if account && name == "CloudTrail-Digest" && kind.is_dir() {
-            if let Ok(regions) = std::fs::read_dir(&path) {
-                let mut regions: Vec<String> = regions
-                    .flatten()
-                    .filter(|r| std::fs::metadata(r.path()).is_ok_and(|m| m.is_dir()))
-                    .map(|r| format!("{}/", r.path().to_string_lossy()))
-                    .collect();
-                regions.sort();
-                w.digest_folders.extend(regions);
-            }
+            w.digest_folders.extend(digest_regions(&path));
             continue;
         }
         if account && name != "CloudTrail" {
@@ -136,6 +142,15 @@ pub(super) async fn load_local(
         tokio::task::spawn_blocking(move || {
             let mut w = Walked::default();
             walk(&root, &range, 0, &mut w);
+            // An account's CloudTrail/ folder covers every region of the account, as the
+            // account folder does.
+            let name = root.file_name().map(|n| n.to_string_lossy().into_owned());
+            if let (Some("CloudTrail"), Some(account)) = (name.as_deref(), root.parent()) {
+                if is_account_dir(account) {
+                    w.digest_folders
+                        .extend(digest_regions(&account.join("CloudTrail-Digest")));
+                }
+            }
             w
         })
         .await

@@ -144,8 +144,9 @@ async fn s3_keys(
 }
 
 /// The digest folders (`.../AWSLogs/[o-ORG/]ACCT/CloudTrail-Digest/REGION/`) of every account
-/// under `prefix`, when `prefix` is at or above an account folder: read even where no log file
-/// of the range is, so a folder whose every log file was deleted is still seen.
+/// under `prefix`, when `prefix` is at or above an account's `CloudTrail/` folder: read even
+/// where no log file of the range is, so a folder whose every log file was deleted is still
+/// seen.
 async fn digest_folders(
     client: &aws_sdk_s3::Client,
     bucket: &str,
@@ -177,6 +178,18 @@ async fn digest_folders(
         1 => {
             let (dirs, _) =
                 list(client, bucket, &format!("{prefix}CloudTrail-Digest/"), true).await?;
+            Ok(dirs)
+        }
+        // ACCT/CloudTrail/: every region of the account, as at ACCT/
+        2 if segs.last() == Some(&"CloudTrail") => {
+            let account = prefix.trim_end_matches('/').trim_end_matches("CloudTrail");
+            let (dirs, _) = list(
+                client,
+                bucket,
+                &format!("{account}CloudTrail-Digest/"),
+                true,
+            )
+            .await?;
             Ok(dirs)
         }
         _ => Ok(Vec::new()),
