@@ -10,13 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::athena::{rows, sql};
+use super::athena::{rows, sql, ATTEMPTS};
 use super::{Loaded, Range};
 use crate::trail::event;
-use crate::trail::interest::{Interest, Roles};
-
-/// Attempts per CloudTrail call, counting the first.
-const ATTEMPTS: u32 = 6;
+use crate::trail::interest::Interest;
 
 /// An event data store and how to query it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,14 +50,8 @@ impl Lake {
 }
 
 fn client(config: &aws_config::SdkConfig) -> aws_sdk_cloudtrail::Client {
-    use aws_config::retry::RetryConfig;
     let conf = aws_sdk_cloudtrail::config::Builder::from(config)
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(ATTEMPTS)
-                .with_initial_backoff(Duration::from_millis(500))
-                .with_max_backoff(Duration::from_secs(10)),
-        )
+        .retry_config(super::athena::retry())
         .build();
     aws_sdk_cloudtrail::Client::from_conf(conf)
 }
@@ -191,33 +182,19 @@ pub(super) async fn load_lake(
     interest: &Interest,
 ) -> Result<Loaded, String> {
     let config = crate::aws::sdk_config(None).await;
-    let client = client(&config);
-    let dialect = sql::Dialect::Lake;
-    let (queries, unsearchable) = sql::first_pass(&lake.store, dialect, &range, interest);
+    let client = &client(&config);
     let mut loaded = Loaded::default();
-    for key in unsearchable {
-        loaded.warnings.push(format!(
-            "lake:{}: key {key}: no key ARN (it could not be resolved), so its Sign events \
-             cannot be searched by the ARN in resources; give the key's ARN",
-            lake.store
-        ));
-    }
-    let runs = futures::future::join_all(queries.iter().map(|q| run(&client, lake, q))).await;
-    let mut rows = Vec::new();
-    for r in runs {
-        rows.extend(r?);
-    }
-    let roles = match interest.roles {
-        Roles::None => Interest::roles_of(&super::athena::events_of(&rows, range, interest)),
-        _ => interest.clone(),
-    };
-    if let Some(q) = sql::roles(&lake.store, dialect, &range, &roles) {
-        rows.extend(run(&client, lake, &q).await?);
-    }
-    let interest = &Interest {
-        roles: roles.roles,
-        ..interest.clone()
-    };
+    let (rows, interest) = super::athena::search(
+        &format!("lake:{}", lake.store),
+        &lake.store,
+        sql::Dialect::Lake,
+        range,
+        interest,
+        &mut loaded.warnings,
+        |q| async move { run(client, lake, &q).await },
+    )
+    .await?;
+    let interest = &interest;
     for (_, records) in rows::records_by_path(&rows) {
         let parsed = event::parse_json(
             serde_json::json!({ "Records": records })

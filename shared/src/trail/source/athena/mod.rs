@@ -39,9 +39,9 @@ pub use sql::Layout;
 const DOLLARS_PER_TB: f64 = 5.0;
 /// Rows asked for a page (Athena's most).
 const PAGE_ROWS: i32 = 1000;
-/// Attempts per Athena call, counting the first (throttling is common under the account's
-/// active-query quota).
-const ATTEMPTS: u32 = 6;
+/// Attempts per Athena or Lake call, counting the first (throttling is common under the
+/// account's active-query quota).
+pub(super) const ATTEMPTS: u32 = 6;
 
 /// An Athena table and how to query it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,15 +99,18 @@ fn human(bytes: u64) -> String {
     }
 }
 
+/// The SDK's standard retries (throttling, 5xx, transient network errors), with
+/// [`ATTEMPTS`] attempts: for Athena and for Lake.
+pub(super) fn retry() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(ATTEMPTS)
+        .with_initial_backoff(Duration::from_millis(500))
+        .with_max_backoff(Duration::from_secs(10))
+}
+
 fn client(config: &aws_config::SdkConfig) -> aws_sdk_athena::Client {
-    use aws_config::retry::RetryConfig;
     let conf = aws_sdk_athena::config::Builder::from(config)
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(ATTEMPTS)
-                .with_initial_backoff(Duration::from_millis(500))
-                .with_max_backoff(Duration::from_secs(10)),
-        )
+        .retry_config(retry())
         .build();
     aws_sdk_athena::Client::from_conf(conf)
 }
@@ -326,31 +329,31 @@ async fn results(
     Ok(out)
 }
 
-/// Runs the queries the records need and turns their rows into events, with the integrity
-/// check's inputs when `interest.hash_files`.
-pub(super) async fn load_athena(
-    athena: &Athena,
+/// The queries the records need, run by `run`: the first pass, then the role assumptions of
+/// the callers it found. Returns every row, and the interest the rows are read with (the first
+/// pass's, keeping those role assumptions); a key that cannot be searched is a gap in
+/// `warnings`. Athena's and Lake's.
+pub(super) async fn search<F, Fut>(
+    source: &str,
+    table: &str,
+    dialect: sql::Dialect,
     range: Range,
     interest: &Interest,
-) -> Result<Loaded, String> {
-    let config = crate::aws::sdk_config(None).await;
-    let client = client(&config);
-    let table = athena.table_sql();
-    let (queries, unsearchable) = sql::first_pass(
-        &table,
-        sql::Dialect::Athena(athena.layout),
-        &range,
-        interest,
-    );
-    let mut loaded = Loaded::default();
+    warnings: &mut Vec<String>,
+    run: F,
+) -> Result<(Vec<rows::Row>, Interest), String>
+where
+    F: Fn(sql::Query) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<rows::Row>, String>>,
+{
+    let (queries, unsearchable) = sql::first_pass(table, dialect, &range, interest);
     for key in unsearchable {
-        loaded.warnings.push(format!(
-            "athena:{}.{}: key {key}: no key ARN (it could not be resolved), so its Sign events \
-             cannot be searched by the ARN in resources; give the key's ARN",
-            athena.database, athena.table
+        warnings.push(format!(
+            "{source}: key {key}: no key ARN (it could not be resolved), so its Sign events \
+             cannot be searched by the ARN in resources; give the key's ARN"
         ));
     }
-    let runs = futures::future::join_all(queries.iter().map(|q| run(&client, athena, q))).await;
+    let runs = futures::future::join_all(queries.into_iter().map(&run)).await;
     let mut rows = Vec::new();
     for r in runs {
         rows.extend(r?);
@@ -360,13 +363,37 @@ pub(super) async fn load_athena(
         Roles::None => Interest::roles_of(&events_of(&rows, range, interest)),
         _ => interest.clone(),
     };
-    if let Some(q) = sql::roles(&table, sql::Dialect::Athena(athena.layout), &range, &roles) {
-        rows.extend(run(&client, athena, &q).await?);
+    if let Some(q) = sql::roles(table, dialect, &range, &roles) {
+        rows.extend(run(q).await?);
     }
-    let interest = &Interest {
+    let interest = Interest {
         roles: roles.roles,
         ..interest.clone()
     };
+    Ok((rows, interest))
+}
+
+/// Runs the queries the records need and turns their rows into events, with the integrity
+/// check's inputs when `interest.hash_files`.
+pub(super) async fn load_athena(
+    athena: &Athena,
+    range: Range,
+    interest: &Interest,
+) -> Result<Loaded, String> {
+    let config = crate::aws::sdk_config(None).await;
+    let client = &client(&config);
+    let mut loaded = Loaded::default();
+    let (rows, interest) = search(
+        &format!("athena:{}.{}", athena.database, athena.table),
+        &athena.table_sql(),
+        sql::Dialect::Athena(athena.layout),
+        range,
+        interest,
+        &mut loaded.warnings,
+        |q| async move { run(client, athena, &q).await },
+    )
+    .await?;
+    let interest = &interest;
     let by_path = rows::records_by_path(&rows);
     drop(rows);
     let s3 = if interest.hash_files {
@@ -526,11 +553,7 @@ async fn fetch(
 }
 
 /// The events of `rows` in `range` that `interest` keeps (to find the callers).
-pub(super) fn events_of(
-    rows: &[rows::Row],
-    range: Range,
-    interest: &Interest,
-) -> Vec<event::Event> {
+fn events_of(rows: &[rows::Row], range: Range, interest: &Interest) -> Vec<event::Event> {
     let mut out = Vec::new();
     for (_, records) in rows::records_by_path(rows) {
         if let Ok(p) = event::parse_json(
