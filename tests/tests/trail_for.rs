@@ -709,6 +709,73 @@ fn a_100k_record_trail_finds_the_signing_events_and_a_gap_leaves_nothing_trusted
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
+/// A release session that pushes four images, makes one extra `Sign` it never pushes (a
+/// discarded run), signs and pushes three, and after `compromise` signs and pushes the fourth;
+/// with `carry_request_ids`, each signature names its `Sign`'s request id.
+struct ExtraSign {
+    trail: Trail,
+    key: String,
+    repo: String,
+    digests: Vec<String>,
+    extra: Call,
+    signs: Vec<Call>,
+    compromise: String,
+}
+
+fn extra_sign(aws: &mut Aws, carry_request_ids: bool) -> ExtraSign {
+    let alias = unique("alias/trail-extra");
+    let key = kms_create_key("ECC_NIST_P256", &alias);
+    let repo = unique("trail-extra");
+    let mut trail = Trail::default();
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/{}", unique("release"));
+    let (session, _) = trail.assume(aws, &role, SUBJECT);
+    let digests: Vec<String> = (0..4)
+        .map(|n| {
+            let m = image_manifest(&unique("content"));
+            let push = trail.put_image(aws, &session, &repo, &format!("v{n}"), &m);
+            push.answer["digest"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let reference = format!("{ECR_HOST}/{repo}");
+    let extra = trail.sign(
+        aws,
+        &session,
+        &key,
+        &sha256(&payload(&reference, &digests[0], &[("run", "discarded")])),
+    );
+    let mut signs = Vec::new();
+    let mut sign_and_push = |trail: &mut Trail, aws: &mut Aws, n: usize| {
+        let p = payload(&reference, &digests[n], &[]);
+        let sign = trail.sign(aws, &session, &key, &sha256(&p));
+        let sig = sign.answer["signature"].as_str().unwrap().to_string();
+        let id = carry_request_ids.then(|| sign.request_id.clone());
+        trail.put_image(
+            aws,
+            &session,
+            &repo,
+            &sig_tag(&digests[n]),
+            &signature_manifest_with_ids(&[(p, sig, id)]),
+        );
+        signs.push(sign);
+    };
+    next_second();
+    for n in 0..3 {
+        sign_and_push(&mut trail, aws, n);
+    }
+    let compromise = next_second();
+    sign_and_push(&mut trail, aws, 3);
+    assert!(signs[2].time < compromise && compromise < signs[3].time);
+    ExtraSign {
+        trail,
+        key,
+        repo,
+        digests,
+        extra,
+        signs,
+        compromise,
+    }
+}
+
 /// The release session signs three images after one extra `Sign` whose signature was never
 /// pushed; after the compromise the same session signs a fourth. Audited from the registry
 /// (check-sig's records: no `kms.request_id`), the fourth image must not come out `trusted`
@@ -718,49 +785,15 @@ fn a_100k_record_trail_finds_the_signing_events_and_a_gap_leaves_nothing_trusted
 fn an_extra_sign_in_the_release_session_cannot_make_a_post_compromise_image_trusted() {
     for carry_request_ids in [false, true] {
         let mut aws = Aws::start();
-        let alias = unique("alias/trail-extra");
-        let key = kms_create_key("ECC_NIST_P256", &alias);
-        let repo = unique("trail-extra");
-        let mut trail = Trail::default();
-        let role = format!("arn:aws:iam::{ACCOUNT}:role/{}", unique("release"));
-        let (session, _) = trail.assume(&mut aws, &role, SUBJECT);
-        let digests: Vec<String> = (0..4)
-            .map(|n| {
-                let m = image_manifest(&unique("content"));
-                let push = trail.put_image(&mut aws, &session, &repo, &format!("v{n}"), &m);
-                push.answer["digest"].as_str().unwrap().to_string()
-            })
-            .collect();
-        let reference = format!("{ECR_HOST}/{repo}");
-        // The discarded run: a Sign whose signature is never pushed.
-        let extra = trail.sign(
-            &mut aws,
-            &session,
-            &key,
-            &sha256(&payload(&reference, &digests[0], &[("run", "discarded")])),
-        );
-        let mut signs = Vec::new();
-        let mut sign_and_push = |trail: &mut Trail, aws: &mut Aws, n: usize| {
-            let p = payload(&reference, &digests[n], &[]);
-            let sign = trail.sign(aws, &session, &key, &sha256(&p));
-            let sig = sign.answer["signature"].as_str().unwrap().to_string();
-            let id = carry_request_ids.then(|| sign.request_id.clone());
-            trail.put_image(
-                aws,
-                &session,
-                &repo,
-                &sig_tag(&digests[n]),
-                &signature_manifest_with_ids(&[(p, sig, id)]),
-            );
-            signs.push(sign);
-        };
-        next_second();
-        for n in 0..3 {
-            sign_and_push(&mut trail, &mut aws, n);
-        }
-        let compromise = next_second();
-        sign_and_push(&mut trail, &mut aws, 3);
-        assert!(signs[2].time < compromise && compromise < signs[3].time);
+        let ExtraSign {
+            trail,
+            key,
+            repo,
+            digests,
+            extra,
+            signs,
+            compromise,
+        } = extra_sign(&mut aws, carry_request_ids);
 
         let dir = tempfile::tempdir().unwrap();
         trail.write(dir.path());

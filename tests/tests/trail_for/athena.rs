@@ -375,45 +375,14 @@ fn run_tool_output(cmd: &mut std::process::Command, stdin: &str) -> Output {
 #[test]
 fn athena_an_extra_sign_cannot_make_a_post_compromise_image_trusted() {
     let mut aws = Aws::start();
-    let alias = unique("alias/trail-athena-extra");
-    let key = kms_create_key("ECC_NIST_P256", &alias);
-    let repo = unique("trail-athena-extra");
-    let mut trail = Trail::default();
-    let role = format!("arn:aws:iam::{ACCOUNT}:role/{}", unique("release"));
-    let (session, _) = trail.assume(&mut aws, &role, SUBJECT);
-    let digests: Vec<String> = (0..4)
-        .map(|n| {
-            let m = image_manifest(&unique("content"));
-            let push = trail.put_image(&mut aws, &session, &repo, &format!("v{n}"), &m);
-            push.answer["digest"].as_str().unwrap().to_string()
-        })
-        .collect();
-    let reference = format!("{ECR_HOST}/{repo}");
-    trail.sign(
-        &mut aws,
-        &session,
-        &key,
-        &sha256(&payload(&reference, &digests[0], &[("run", "discarded")])),
-    );
-    let sign_and_push = |trail: &mut Trail, aws: &mut Aws, n: usize| {
-        let p = payload(&reference, &digests[n], &[]);
-        let sign = trail.sign(aws, &session, &key, &sha256(&p));
-        let sig = sign.answer["signature"].as_str().unwrap().to_string();
-        trail.put_image(
-            aws,
-            &session,
-            &repo,
-            &sig_tag(&digests[n]),
-            &signature_manifest(&[(p, sig)]),
-        );
-    };
-    next_second();
-    for n in 0..3 {
-        sign_and_push(&mut trail, &mut aws, n);
-    }
-    let compromise = next_second();
-    sign_and_push(&mut trail, &mut aws, 3);
-
+    let ExtraSign {
+        trail,
+        key,
+        repo,
+        digests,
+        compromise,
+        ..
+    } = extra_sign(&mut aws, false);
     let bucket = unique("trail-athena-extra");
     let root = tempfile::tempdir().unwrap();
     trail.upload(&mut aws, root.path(), &bucket);
