@@ -401,8 +401,9 @@ pub(super) async fn load_athena(
     } else {
         None
     };
-    // Each object the rows came from: fetched and hashed (integrity on), then its rows added.
-    let fetched = futures::stream::iter(by_path)
+    // Each object the rows came from: fetched and hashed (integrity on), then its rows added,
+    // one at a time (a fetched file's events are dropped once its rows are matched).
+    let mut fetched = futures::stream::iter(by_path)
         .map(|(path, records)| {
             let s3 = s3.clone();
             async move {
@@ -413,12 +414,10 @@ pub(super) async fn load_athena(
                 (path, records, file)
             }
         })
-        .buffered(S3_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await;
+        .buffered(S3_CONCURRENCY);
     let mut folders: BTreeSet<(String, String)> = BTreeSet::new();
     let mut buckets: BTreeSet<String> = BTreeSet::new();
-    for (path, records, file) in fetched {
+    while let Some((path, records, file)) = fetched.next().await {
         let parsed = event::parse_json(
             serde_json::json!({ "Records": records })
                 .to_string()
