@@ -507,3 +507,66 @@ fn lake_gives_the_records_the_files_give_and_clear_errors() {
 fn records_of(out: &Output) -> Vec<Value> {
     records(out)
 }
+
+/// The quiet folder over Athena (as `integrity::deleting_every_log_file_of_a_folder_is_still_caught`
+/// for the files): the key's region folder holds one log file, with someone's `Sign`. Deleted,
+/// Athena returns no row from that folder, but the key's own folder is checked all the same:
+/// the digest that lists the file says it is gone.
+#[test]
+fn athena_a_deleted_quiet_folder_of_the_key_is_caught() {
+    let mut aws = Aws::start();
+    let run = signing_run(&mut aws, &unique("alias/trail-athena-quiet"));
+    let sign = run
+        .trail
+        .records
+        .iter()
+        .find(|r| r["eventName"] == "Sign")
+        .unwrap();
+    let mut rogue: Value =
+        serde_json::from_str(&sign.to_string().replace(REGION, "eu-west-1")).unwrap();
+    rogue["eventID"] = event_id().into();
+    rogue["requestID"] = "rogue-request".into();
+    // Two hours before the run: no signature push is near it, so it is an orphan.
+    let two_hours_ago = (chrono::Utc::now() - chrono::Duration::hours(2))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    rogue["eventTime"] = two_hours_ago.into();
+    let key = rogue["resources"][0]["ARN"].as_str().unwrap().to_string();
+    let mut trail = run.trail.records.clone();
+    trail.push(rogue);
+    let bucket = unique("trail-athena-quiet");
+    let root = tempfile::tempdir().unwrap();
+    let written = write_log_files(root.path(), &trail, "q");
+    digests::seal(root.path(), &bucket);
+    digests::upload(&mut aws, root.path(), &bucket);
+    let quiet = written
+        .iter()
+        .find(|rel| rel.contains("/eu-west-1/"))
+        .unwrap()
+        .clone();
+    let table = format!("cloudtrail.{}", unique("quiet").replace('-', "_"));
+    let _table = AthenaTable::add(&table, &format!("s3://{bucket}/AWSLogs/"), "org", 0);
+    let since = today();
+    let args = [
+        "--key-usage",
+        "--key",
+        key.as_str(),
+        "--since",
+        since.as_str(),
+    ];
+    let (out, _) = both(&bucket, &table, &args, "");
+    assert_eq!(
+        out.iter().filter(|r| r["orphan"] == true).count(),
+        1,
+        "{out:#?}"
+    );
+    aws.call(json!({"op": "s3_delete", "bucket": bucket, "key": quiet}));
+    let (out, o) = both(&bucket, &table, &args, "");
+    let last = out.last().unwrap_or(&Value::Null);
+    assert_eq!(last["error"]["kind"], "trail_tampered", "{out:#?}");
+    assert!(
+        stderr(&o).contains("was not found (deleted?)"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -14,8 +14,11 @@
 //!   on, each such object is fetched and hashed and checked against CloudTrail's digests like
 //!   any log file read from S3, and each row must be an event of that object; the other log
 //!   files the digests list in those folders must still be in the bucket (listed, not hashed).
-//!   What this cannot see: a log file rewritten to drop events that no row came from (reading
-//!   every file to hash it is what Athena is there to avoid).
+//!   The `--key` keys' own folders (their account and region, in each trail root the rows
+//!   showed) are checked too, rows or not: deleting the one log file that holds someone's
+//!   `Sign` is seen. What this cannot see: a log file rewritten to drop events that no row came
+//!   from (reading every file to hash it is what Athena is there to avoid), other folders no
+//!   row came from, and anything when no row at all names the bucket.
 //!
 //! Any failure (throttling past the SDK's retries, a failed or cancelled query, a missing
 //! table, the scan cap) fails the source as a whole: a gap, so no image is `trusted`.
@@ -484,10 +487,52 @@ pub(super) async fn load_athena(
             }
         }
     }
+    if s3.is_some() {
+        // The keys' own folders, in every trail root the rows showed: a folder that no row came
+        // from (its one log file, with someone's Sign, deleted) is checked all the same.
+        for (bucket, folder) in key_folders(&loaded, interest) {
+            folders.extend(digest::digest_prefix_for_log(&folder).map(|f| (bucket.clone(), f)));
+            loaded.listed_folders.insert((bucket, folder));
+        }
+    }
     if let Some(s3) = &s3 {
         integrity_inputs(s3, &mut loaded, folders, buckets, &range).await;
     }
     Ok(loaded)
+}
+
+/// `ROOT/ACCT/CloudTrail/REGION/` for each key of `interest` (with its account and region)
+/// and each trail root (`AWSLogs/` or `AWSLogs/o-ORG/`, by bucket) of the log files read.
+fn key_folders(loaded: &Loaded, interest: &Interest) -> BTreeSet<(String, String)> {
+    let mut roots = BTreeSet::new();
+    for l in &loaded.logs {
+        let (Some(bucket), Some(at)) = (&l.bucket, l.key.find("AWSLogs/")) else {
+            continue;
+        };
+        let rest = &l.key[at + "AWSLogs/".len()..];
+        let org = rest
+            .split('/')
+            .next()
+            .filter(|s| s.starts_with("o-"))
+            .map(|o| format!("{o}/"))
+            .unwrap_or_default();
+        roots.insert((bucket.clone(), format!("{}AWSLogs/{org}", &l.key[..at])));
+    }
+    let keys = interest.keys.iter().flatten();
+    let places: BTreeSet<(&String, &String)> = keys
+        .filter_map(|k| k.account.as_ref().zip(k.region.as_ref()))
+        .collect();
+    roots
+        .iter()
+        .flat_map(|(bucket, root)| {
+            places.iter().map(move |(account, region)| {
+                (
+                    bucket.clone(),
+                    format!("{root}{account}/CloudTrail/{region}/"),
+                )
+            })
+        })
+        .collect()
 }
 
 /// The digests of the folders rows came from, each bucket's Object Lock setting, and the keys
