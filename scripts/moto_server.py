@@ -54,9 +54,9 @@
      partitions the query selects. The stand-in sums the objects' sizes over the conditions of
      the query's WHERE that name only partition columns (trail-for writes one condition a line).
    * A table not in the file, or SQL DuckDB refuses, gives a FAILED execution with Athena's
-     wording (TABLE_NOT_FOUND / the error). A table's "throttle": N answers the next N
-     StartQueryExecution calls on it with TooManyRequestsException (the file is rewritten with
-     N-1).
+     wording (TABLE_NOT_FOUND / the error). A table's "throttle": N answers its first N
+     StartQueryExecution calls with TooManyRequestsException (counted by the stand-in; the
+     file is never written back, since tests add their tables to it meanwhile).
    * GetQueryResults pages like Athena: MaxResults (1-1000, default 1000) rows a page, the
      column names as the first row of the first page, NextToken.
 
@@ -79,7 +79,7 @@ import json
 import os
 import sys
 import threading
-import time
+import uuid
 from datetime import datetime, timezone
 
 from cryptography.exceptions import InvalidSignature
@@ -407,6 +407,7 @@ ATHENA_ENV = "SIGTRAIL_MOTO_ATHENA_TABLES"
 _athena_lock = threading.Lock()
 _athena_failed = {}   # QueryExecutionId -> (reason, error type)
 _athena_scanned = {}  # QueryExecutionId -> bytes
+_throttles = {}  # ("table" | "store", name) -> throttled calls still to come
 
 
 def _athena_config():
@@ -442,23 +443,28 @@ def _execute(sql: str, table: dict, account_id: str):
 _original_start = athena_responses.AthenaResponse.start_query_execution
 
 
+def _throttled(kind: str, name: str, entry) -> bool:
+    """Whether this call on table or store `name` is one of the first `throttle` ones. Counted
+    here, never written back: the tests add their tables to the same file meanwhile."""
+    if entry is None or entry.get("throttle", 0) <= 0:
+        return False
+    with _athena_lock:
+        left = _throttles.setdefault((kind, name), entry["throttle"])
+        _throttles[(kind, name)] = left - 1
+    return left > 0
+
+
 def start_query_execution(self):
-    path, config = _athena_config()
+    _, config = _athena_config()
     if config is None:
         return _original_start(self)
     query = self._get_param("QueryString")
     database = (self._get_param("QueryExecutionContext") or {}).get("Database", "default")
     m = _re.search(r'FROM\s+"([^"]+)"\."([^"]+)"', query) or _re.search(r"FROM\s+(\w+)\.(\w+)", query)
     name = f"{m.group(1)}.{m.group(2)}" if m else ""
-    with _athena_lock:
-        path, config = _athena_config()
-        table = config.get("tables", {}).get(name)
-        if table is not None and table.get("throttle", 0) > 0:
-            table["throttle"] -= 1
-            with open(path + ".tmp", "w") as f:
-                json.dump(config, f)
-            os.replace(path + ".tmp", path)
-            raise _Error("TooManyRequestsException", "Rate exceeded (stand-in: throttle set in " + ATHENA_ENV + ")")
+    table = config.get("tables", {}).get(name)
+    if _throttled("table", name, table):
+        raise _Error("TooManyRequestsException", "Rate exceeded (stand-in: throttle set in " + ATHENA_ENV + ")")
     failure, scanned = None, 0
     if table is None:
         failure = (f"TABLE_NOT_FOUND: line 1:1: Table 'awsdatacatalog.{name or database}' does not exist", "USER")
@@ -540,16 +546,10 @@ _lake_queries = {}  # QueryId -> {"status", "rows", "columns", "scanned", "error
 
 
 def _lake_store(name: str):
-    with _athena_lock:
-        path, config = _athena_config()
-        stores = (config or {}).get("event_data_stores", {})
-        store = stores.get(name)
-        if store is not None and store.get("throttle", 0) > 0:
-            store["throttle"] -= 1
-            with open(path + ".tmp", "w") as f:
-                json.dump(config, f)
-            os.replace(path + ".tmp", path)
-            raise _Error("MaxConcurrentQueriesException", "stand-in: throttle set in " + ATHENA_ENV)
+    _, config = _athena_config()
+    store = (config or {}).get("event_data_stores", {}).get(name)
+    if _throttled("store", name, store):
+        raise _Error("MaxConcurrentQueriesException", "stand-in: throttle set in " + ATHENA_ENV)
     return store
 
 
@@ -561,7 +561,7 @@ def start_query(self):
     if store is None:
         raise _Error("EventDataStoreNotFoundException",
                      f"The specified event data store {m.group(1) if m else ''} was not found.")
-    query_id = hashlib.sha256(f"{time.time()}{sql}".encode()).hexdigest()[:32]
+    query_id = str(uuid.uuid4())
     entry = {"status": "FINISHED", "rows": [], "columns": [], "scanned": 0, "error": None}
     try:
         objects = _objects(store["location"], self.current_account)
