@@ -14,3 +14,16 @@ pub async fn sdk_config(region: Option<&str>) -> SdkConfig {
     }
     loader.load().await
 }
+
+/// One line for an SDK error: the service's `code: message` (or the code alone), else what went
+/// wrong on the way (no answer, an answer that could not be read), never the SDK's debug dump.
+pub fn error_detail<E>(e: &E) -> String
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error,
+{
+    match (e.code(), e.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_string(),
+        _ => aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
+    }
+}

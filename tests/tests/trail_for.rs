@@ -554,6 +554,29 @@ fn decoys(records: &[Value], kind: &str, key: &str, repo: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The run's `Sign` as a key in eu-west-1 would log it, two hours before the run (no signature
+/// push is near it, so it is an orphan): the only record of its folder, for the quiet-folder
+/// attack. Returns it and its key's ARN.
+fn quiet_rogue_sign(run: &Run) -> (Value, String) {
+    let sign = run
+        .trail
+        .records
+        .iter()
+        .find(|r| r["eventName"] == "Sign")
+        .unwrap();
+    let mut rogue: Value =
+        serde_json::from_str(&sign.to_string().replace(REGION, "eu-west-1")).unwrap();
+    rogue["eventID"] = sigtrail_tests::trail::event_id().into();
+    rogue["requestID"] = "rogue-request".into();
+    rogue["eventTime"] = (chrono::Utc::now() - chrono::Duration::hours(2))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+        .into();
+    let key = rogue["resources"][0]["ARN"].as_str().unwrap().to_string();
+    assert!(key.contains(":eu-west-1:"), "{key}");
+    (rogue, key)
+}
+
 #[test]
 fn another_account_region_key_or_repository_never_matches() {
     let mut aws = Aws::start();

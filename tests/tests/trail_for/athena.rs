@@ -9,7 +9,16 @@
 //! `sigtrail_tests::trail`), sealed with the digest chain, so the integrity check runs too.
 
 use super::*;
+use sigtrail_tests::trail::event_id;
 use sigtrail_tests::AthenaTable;
+
+/// A new Athena table `cloudtrail.WHAT_...` of the org layout over the bucket's `AWSLogs/`, for
+/// the stand-in executor (dropped with the guard).
+fn table_over(bucket: &str, what: &str) -> (String, AthenaTable) {
+    let table = format!("cloudtrail.{}", unique(what).replace('-', "_"));
+    let guard = AthenaTable::add(&table, &format!("s3://{bucket}/AWSLogs/"), "org", 0);
+    (table, guard)
+}
 
 /// Output records without `trail.searched`, which says what was read (sources, files,
 /// records) and so differs between the two sources by design.
@@ -91,8 +100,6 @@ fn other_signature_pushes(template: &Value, n: usize) -> Vec<Value> {
         .collect()
 }
 
-use sigtrail_tests::trail::event_id;
-
 /// The scenarios of the file tests, in one bucket: a trusted image, the same after the
 /// compromise, an unexplained signature with its orphan Sign, another account's copies of the
 /// same calls, and 1,500 other signature pushes. Each gives the same records from Athena as
@@ -146,8 +153,7 @@ fn athena_gives_the_records_the_files_give() {
     write_log_files(root.path(), &records, "t");
     digests::seal(root.path(), &bucket);
     digests::upload(&mut aws, root.path(), &bucket);
-    let table = format!("cloudtrail.{}", unique("org_trail").replace('-', "_"));
-    let _table = AthenaTable::add(&table, &format!("s3://{bucket}/AWSLogs/"), "org", 0);
+    let (table, _table) = table_over(&bucket, "org_trail");
 
     let since = today();
     let image = run.image().to_string() + "\n";
@@ -242,8 +248,7 @@ fn athena_rows_from_a_forged_or_missing_file_are_caught_by_the_digests() {
     write_log_files(root.path(), &rest, "t");
     digests::seal(root.path(), &bucket);
     digests::upload(&mut aws, root.path(), &bucket);
-    let table = format!("cloudtrail.{}", unique("forged").replace('-', "_"));
-    let _table = AthenaTable::add(&table, &format!("s3://{bucket}/AWSLogs/"), "org", 0);
+    let (table, _table) = table_over(&bucket, "forged");
     let since = today();
     let image = run.image().to_string() + "\n";
     let key = run.key.clone();
@@ -386,8 +391,7 @@ fn athena_an_extra_sign_cannot_make_a_post_compromise_image_trusted() {
     let bucket = unique("trail-athena-extra");
     let root = tempfile::tempdir().unwrap();
     trail.upload(&mut aws, root.path(), &bucket);
-    let table = format!("cloudtrail.{}", unique("extra").replace('-', "_"));
-    let _table = AthenaTable::add(&table, &format!("s3://{bucket}/AWSLogs/"), "org", 0);
+    let (table, _table) = table_over(&bucket, "extra");
     let input: String = digests
         .iter()
         .map(|d| json!({"registry": ECR_HOST, "repository": repo, "digest": d}).to_string() + "\n")
@@ -516,22 +520,7 @@ fn records_of(out: &Output) -> Vec<Value> {
 fn athena_a_deleted_quiet_folder_of_the_key_is_caught() {
     let mut aws = Aws::start();
     let run = signing_run(&mut aws, &unique("alias/trail-athena-quiet"));
-    let sign = run
-        .trail
-        .records
-        .iter()
-        .find(|r| r["eventName"] == "Sign")
-        .unwrap();
-    let mut rogue: Value =
-        serde_json::from_str(&sign.to_string().replace(REGION, "eu-west-1")).unwrap();
-    rogue["eventID"] = event_id().into();
-    rogue["requestID"] = "rogue-request".into();
-    // Two hours before the run: no signature push is near it, so it is an orphan.
-    let two_hours_ago = (chrono::Utc::now() - chrono::Duration::hours(2))
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
-    rogue["eventTime"] = two_hours_ago.into();
-    let key = rogue["resources"][0]["ARN"].as_str().unwrap().to_string();
+    let (rogue, key) = quiet_rogue_sign(&run);
     let mut trail = run.trail.records.clone();
     trail.push(rogue);
     let bucket = unique("trail-athena-quiet");
@@ -544,8 +533,7 @@ fn athena_a_deleted_quiet_folder_of_the_key_is_caught() {
         .find(|rel| rel.contains("/eu-west-1/"))
         .unwrap()
         .clone();
-    let table = format!("cloudtrail.{}", unique("quiet").replace('-', "_"));
-    let _table = AthenaTable::add(&table, &format!("s3://{bucket}/AWSLogs/"), "org", 0);
+    let (table, _table) = table_over(&bucket, "quiet");
     let since = today();
     let args = [
         "--key-usage",

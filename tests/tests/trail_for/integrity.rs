@@ -782,21 +782,7 @@ fn the_monitor_reports_each_new_orphan_once_and_resumes_after_a_failed_run() {
 fn deleting_every_log_file_of_a_folder_is_still_caught() {
     let mut aws = Aws::start();
     let run = signing_run(&mut aws, &unique("alias/trail-quiet"));
-    // The same calls' Sign, as a key in eu-west-1 would log it: the only record of its folder.
-    let sign = run
-        .trail
-        .records
-        .iter()
-        .find(|r| r["eventName"] == "Sign")
-        .unwrap();
-    let mut rogue: Value =
-        serde_json::from_str(&sign.to_string().replace(REGION, "eu-west-1")).unwrap();
-    rogue["eventID"] = sigtrail_tests::trail::event_id().into();
-    rogue["requestID"] = "rogue-request".into();
-    // Two hours before the run: no signature push is near it, so it is an orphan.
-    rogue["eventTime"] = minutes_ago(120).into();
-    let key = rogue["resources"][0]["ARN"].as_str().unwrap().to_string();
-    assert!(key.contains(":eu-west-1:"), "{key}");
+    let (rogue, key) = quiet_rogue_sign(&run);
     let mut trail = run.trail.records.clone();
     trail.push(rogue);
     let since = today();

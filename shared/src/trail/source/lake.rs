@@ -62,11 +62,7 @@ where
     R: std::fmt::Debug,
 {
     use aws_sdk_cloudtrail::error::ProvideErrorMetadata;
-    let detail = match (e.code(), e.message()) {
-        (Some(c), Some(m)) => format!("{c}: {m}"),
-        (Some(c), None) => c.to_string(),
-        _ => aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
-    };
+    let detail = crate::aws::error_detail(e);
     let hint = match e.code().unwrap_or_default() {
         c if c.contains("Throttl") || c == "MaxConcurrentQueriesException" => format!(
             "; throttled after {ATTEMPTS} attempts (Lake runs at most 10 queries at once): \

@@ -125,11 +125,7 @@ where
 {
     use aws_sdk_athena::error::ProvideErrorMetadata;
     let code = e.code().unwrap_or_default();
-    let detail = match (e.code(), e.message()) {
-        (Some(c), Some(m)) => format!("{c}: {m}"),
-        (Some(c), None) => c.to_string(),
-        _ => aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
-    };
+    let detail = crate::aws::error_detail(e);
     let hint = if code.contains("Throttl") || code == "TooManyRequestsException" {
         format!(
             "; throttled after {ATTEMPTS} attempts: the account's active Athena queries are at \
